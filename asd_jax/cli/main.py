@@ -1,0 +1,34 @@
+"""`asd-jax <command> [--flags]`: one console script, one absl app per command."""
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    'run': 'the whole job: synth (if needed), train, embed, score, baselines, evaluate',
+}
+
+
+def usage() -> str:
+  lines = ['usage: asd-jax <command> [--flag=value ...]   (asd-jax <command> --help for flags)',
+           '', 'commands:']
+  lines += [f'  {name:<9} {text}' for name, text in COMMANDS.items()]
+  return '\n'.join(lines)
+
+
+def main(argv=None) -> None:
+  argv = list(sys.argv if argv is None else argv)
+  if len(argv) < 2 or argv[1] in ('-h', '--help', 'help'):
+    print(usage())
+    sys.exit(0 if len(argv) >= 2 else 2)
+  command = argv[1]
+  if command not in COMMANDS:
+    print(f'asd-jax: unknown command {command!r}\n\n{usage()}', file=sys.stderr)
+    sys.exit(2)
+  module = importlib.import_module(f'asd_jax.cli.{command}')
+  from absl import app
+  app.run(module.main, argv=[f'asd-jax {command}', *argv[2:]])
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,66 @@
+"""Building blocks shared by the BEATs and AudioMAE ports."""
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+class PatchEmbed(nn.Module):
+  """Non-overlapping p×p patches of a spectrogram, as Conv2d(1→E, kernel = stride = p).
+
+  fbank [B, T, F] -> tokens [B, (T//p)·(F//p), E], time-major (n = t·(F//p) + f); trailing
+  T % p frames are dropped, as the strided convolution drops them. Written as a reshape and one
+  matmul, which is exactly the convolution and faster than a general conv on CPU.
+  Kernel layout is Flax's conv layout [p, p, 1, E].
+  """
+  features: int
+  patch_size: int
+  use_bias: bool
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, fbank):
+    b, t, f = fbank.shape
+    p = self.patch_size
+    steps = t // p
+    if steps == 0:
+      raise ValueError(f'input has {t} fbank frames, fewer than one {p}-frame patch '
+                       f'(clip shorter than {(400 + (p - 1) * 160) / 16000:.3f} s)')
+    kernel = self.param('kernel', nn.initializers.lecun_normal(), (p, p, 1, self.features))
+    patches = fbank[:, :steps * p].reshape(b, steps, p, f // p, p)
+    x = jnp.einsum('btkfl,kle->btfe', patches.astype(self.dtype),
+                   kernel[:, :, 0].astype(self.dtype))
+    if self.use_bias:
+      x = x + self.param('bias', nn.initializers.zeros, (self.features,)).astype(self.dtype)
+    return x.reshape(b, steps * (f // p), self.features)
+
+
+def split_heads(x, heads: int):
+  """[B, N, D] -> [B, N, H, D/H]."""
+  return x.reshape(*x.shape[:-1], heads, x.shape[-1] // heads)
+
+
+def attend(q, k, v, bias=None, probs_dropout=None):
+  """Softmax attention over heads.  q, k, v [B, N, H, d]; bias [B|1, H, N, N] -> [B, N, H·d].
+
+  Scores are q·k/√d (+ bias), softmax in float32 whatever the compute dtype; `probs_dropout`
+  (a callable, training only) acts on the attention probabilities.
+  """
+  scale = q.shape[-1]**-0.5
+  scores = jnp.einsum('bqhd,bkhd->bhqk', q * jnp.asarray(scale, q.dtype), k)
+  scores = scores.astype(jnp.float32)
+  if bias is not None:
+    scores = scores + bias
+  probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+  if probs_dropout is not None:
+    probs = probs_dropout(probs)
+  out = jnp.einsum('bhqk,bkhd->bqhd', probs, v)
+  return out.reshape(*out.shape[:2], -1)
+
+
+def gelu(x):
+  """Exact (erf) GELU, as torch.nn.GELU() and fairseq's 'gelu'."""
+  return jax.nn.gelu(x, approximate=False)

@@ -1,0 +1,1 @@
+"""Official PyTorch checkpoints (BEATs, AudioMAE) -> Orbax checkpoints of Flax params."""

@@ -1,0 +1,36 @@
+"""Shared test set-up: eight host devices, the shared fixtures, converted checkpoints."""
+import os
+
+# Several host devices so the multi-device paths run for real on a CPU; set before jax loads.
+os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=8')
+os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+
+import pytest  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURES = os.path.join(os.path.dirname(REPO), 'shared', 'fixtures')
+
+
+def fixture_path(name: str) -> str:
+  path = os.path.join(FIXTURES, name)
+  if not os.path.exists(path):
+    pytest.skip(f'{path} is absent: the official-code fixtures live in ../shared/fixtures')
+  return path
+
+
+@pytest.fixture(scope='session')
+def beats_small_dir(tmp_path_factory):
+  """The shared BEATs fixture converted through the converter's CLI entry point."""
+  from checkpoints_convert.__main__ import main
+  out = str(tmp_path_factory.mktemp('converted') / 'beats_small')
+  assert main(['beats', '--input', fixture_path('beats_small.pt'), '--output', out]) == 0
+  return out
+
+
+@pytest.fixture(scope='session')
+def audiomae_small_dir(tmp_path_factory):
+  from checkpoints_convert.__main__ import main
+  out = str(tmp_path_factory.mktemp('converted') / 'audiomae_small')
+  assert main(['audiomae', '--input', fixture_path('audiomae_small_pretrained.pth'),
+               '--output', out, '--num_heads', '4']) == 0
+  return out
