@@ -5,6 +5,8 @@ import importlib
 import sys
 
 COMMANDS = {
+    'synth': 'write the built-in synthetic two-channel DCASE-style dataset',
+    'inspect': 'validate a DCASE-layout dataset and print its summary',
     'run': 'the whole job: synth (if needed), train, embed, score, baselines, evaluate',
 }
 
@@ -26,7 +28,12 @@ def main(argv=None) -> None:
     print(f'asd-jax: unknown command {command!r}\n\n{usage()}', file=sys.stderr)
     sys.exit(2)
   module = importlib.import_module(f'asd_jax.cli.{command}')
-  from absl import app
+  from absl import app, flags
+  # absl's --help shows the docstring of __main__ and the key flags of the module named by
+  # sys.argv[0]: make both the command's.
+  for flag in flags.FLAGS.flags_by_module_dict().get(module.__name__, []):
+    flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+  sys.modules['__main__'].__doc__ = module.__doc__
   app.run(module.main, argv=[f'asd-jax {command}', *argv[2:]])
 
 

@@ -1,0 +1,1 @@
+"""DCASE data layout, the built-in synthetic dataset, and the Grain input pipeline."""

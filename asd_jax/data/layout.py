@@ -1,0 +1,245 @@
+"""DCASE Task 2 dataset layout: file names, attribute CSVs, ground truth -> one typed manifest.
+
+<root>/{dev,eval}_data/raw/<machine>/{train,test}/*.wav with attributes_<ss>.csv beside the
+split folders and <root>/ground_truth/ground_truth[_domain]_<machine>_section_<ss>_test.csv.
+Every problem names its file; `strict` stops at them, otherwise the file is skipped and counted.
+"""
+from __future__ import annotations
+
+import collections
+import csv
+import dataclasses
+import functools
+import glob
+import logging
+import os
+import re
+
+import soundfile as sf
+
+TRAIN_OR_DEV_TEST = re.compile(
+    r'^section_(?P<section>\d{2})_(?P<domain>source|target)_(?P<split>train|test)_'
+    r'(?P<label>normal|anomaly)_(?P<index>\d+)_(?P<attrs>.+)\.wav$')
+EVAL_TEST = re.compile(r'^section_(?P<section>\d{2})_(?P<index>\d+)\.wav$')
+NO_ATTRIBUTE = ('noAttribute', 'noAttributes', '')
+DATASETS = ('dev_data', 'eval_data')
+
+
+class DatasetError(ValueError):
+  """Bad dataset input; the message is one line naming the file and the problem."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Clip:
+  """One WAV file of the dataset and everything known about it."""
+  path: str
+  dataset: str  # 'dev' or 'eval'
+  machine: str
+  section: str  # two digits, '00'
+  split: str  # 'train' or 'test'
+  domain: str | None  # 'source', 'target', or None (eval test without ground truth)
+  label: str | None  # 'normal', 'anomaly', or None (unknown)
+  index: int
+  attribute_string: str  # '' when the clip has none
+  attributes: tuple[tuple[str, str], ...]
+  channels: int
+  sample_rate: int
+  num_samples: int
+
+  @property
+  def file_name(self) -> str:
+    return os.path.basename(self.path)
+
+  @property
+  def duration(self) -> float:
+    return self.num_samples / self.sample_rate
+
+  @property
+  def has_attributes(self) -> bool:
+    return self.attribute_string not in NO_ATTRIBUTE
+
+
+@dataclasses.dataclass(frozen=True)
+class ParsedName:
+  section: str
+  index: int
+  domain: str | None = None
+  split: str | None = None
+  label: str | None = None
+  attribute_string: str = ''
+
+
+def parse_file_name(name: str) -> ParsedName:
+  """Parses a DCASE clip name (train, dev test with labels, or eval test without)."""
+  match = TRAIN_OR_DEV_TEST.match(name)
+  if match:
+    attrs = match['attrs']
+    return ParsedName(match['section'], int(match['index']), match['domain'], match['split'],
+                      match['label'], '' if attrs in NO_ATTRIBUTE else attrs)
+  match = EVAL_TEST.match(name)
+  if match:
+    return ParsedName(match['section'], int(match['index']), split='test')
+  raise DatasetError(f'{name}: file name fits no DCASE pattern (expected section_<ss>_'
+                     '<source|target>_<train|test>_<normal|anomaly>_<iiii>_<attrs>.wav or '
+                     'section_<ss>_<iiii>.wav)')
+
+
+def attribute_pairs(attribute_string: str) -> tuple[tuple[str, str], ...]:
+  """'k1_v1_k2_v2' -> (('k1', 'v1'), ('k2', 'v2')); an odd token count keeps one raw value."""
+  if attribute_string in NO_ATTRIBUTE:
+    return ()
+  tokens = attribute_string.split('_')
+  if len(tokens) % 2:
+    return (('attribute', attribute_string),)
+  return tuple(zip(tokens[0::2], tokens[1::2]))
+
+
+def read_attribute_csv(path: str) -> dict[str, tuple[tuple[str, str], ...]]:
+  """attributes_<ss>.csv rows (file_name, d1p, d1v, ...) keyed by the file's base name."""
+  table = {}
+  with open(path, newline='') as f:
+    reader = csv.reader(f)
+    header = next(reader, None)
+    if not header or header[0].strip() != 'file_name':
+      raise DatasetError(f'{path}: not an attributes CSV (first column must be file_name)')
+    for row in reader:
+      if not row:
+        continue
+      values = [v.strip() for v in row[1:]]
+      pairs = tuple((values[i], values[i + 1]) for i in range(0, len(values) - 1, 2)
+                    if values[i])
+      table[os.path.basename(row[0].strip())] = pairs
+  return table
+
+
+def read_two_column_csv(path: str) -> dict[str, str]:
+  """Ground-truth style rows `file_name,value` (no header) keyed by base name."""
+  with open(path, newline='') as f:
+    return {os.path.basename(r[0].strip()): r[1].strip() for r in csv.reader(f) if len(r) >= 2}
+
+
+def _ground_truth(root: str, machine: str, section: str):
+  folder = os.path.join(root, 'ground_truth')
+  labels = os.path.join(folder, f'ground_truth_{machine}_section_{section}_test.csv')
+  domains = os.path.join(folder, f'ground_truth_domain_{machine}_section_{section}_test.csv')
+  return (read_two_column_csv(labels) if os.path.isfile(labels) else {},
+          read_two_column_csv(domains) if os.path.isfile(domains) else {})
+
+
+@dataclasses.dataclass
+class Manifest:
+  """All clips of a dataset root plus the problems met while reading it."""
+  root: str
+  clips: list[Clip]
+  problems: list[str] = dataclasses.field(default_factory=list)
+
+  def select(self, **where) -> list[Clip]:
+    """Clips whose fields equal the given values, e.g. select(split='train', machine='fan')."""
+    return [c for c in self.clips if all(getattr(c, k) == v for k, v in where.items())]
+
+  @property
+  def machines(self) -> list[str]:
+    return sorted({c.machine for c in self.clips})
+
+  def sections(self) -> list[tuple[str, str, str]]:
+    """(dataset, machine, section) triples present, sorted."""
+    return sorted({(c.dataset, c.machine, c.section) for c in self.clips})
+
+
+def _report(problems: list[str], message: str, strict: bool) -> None:
+  if strict:
+    raise DatasetError(message)
+  logging.warning('skipped: %s', message)
+  problems.append(message)
+
+
+def scan_dataset(root: str, strict: bool = True, datasets=DATASETS) -> Manifest:
+  """Reads every clip under `root` into a `Manifest` (headers only; no audio is decoded)."""
+  if not os.path.isdir(root):
+    raise DatasetError(f'{root}: no such dataset folder')
+  problems: list[str] = []
+  clips: list[Clip] = []
+  ground_truth = functools.lru_cache(maxsize=None)(functools.partial(_ground_truth, root))
+  machine_dirs = []
+  for dataset in datasets:
+    machine_dirs += sorted(glob.glob(os.path.join(root, dataset, 'raw', '*', '')))
+  if not machine_dirs:
+    raise DatasetError(f'{root}: no machine folders under dev_data/raw/ or eval_data/raw/')
+  for machine_dir in machine_dirs:
+    machine_dir = machine_dir.rstrip(os.sep)
+    machine = os.path.basename(machine_dir)
+    dataset = os.path.basename(os.path.dirname(os.path.dirname(machine_dir))).split('_')[0]
+    attributes = {}
+    for csv_path in sorted(glob.glob(os.path.join(machine_dir, 'attributes_*.csv'))):
+      try:
+        attributes[csv_path] = read_attribute_csv(csv_path)
+      except DatasetError as e:
+        _report(problems, str(e), strict)
+    seen = set()
+    for split in ('train', 'test'):
+      split_dir = os.path.join(machine_dir, split)
+      if not os.path.isdir(split_dir):
+        if split == 'train' or dataset == 'dev':
+          _report(problems, f'{split_dir}: missing folder', strict)
+        continue
+      for name in sorted(os.listdir(split_dir)):
+        path = os.path.join(split_dir, name)
+        clip = _read_clip(path, dataset, machine, split, attributes, ground_truth, problems,
+                          strict)
+        if clip is not None:
+          clips.append(clip)
+          seen.add(name)
+    for csv_path, table in attributes.items():
+      for name in sorted(set(table) - seen):
+        _report(problems, f'{csv_path}: row {name} has no WAV file', strict)
+  if not clips:
+    raise DatasetError(f'{root}: no readable clips')
+  rates = collections.Counter(c.sample_rate for c in clips)
+  if len(rates) > 1:
+    odd = next(c for c in clips if c.sample_rate != rates.most_common(1)[0][0])
+    message = (f'{odd.path}: sample rate {odd.sample_rate} Hz differs from the dataset\'s '
+               f'{rates.most_common(1)[0][0]} Hz (mixed rates: {dict(rates)})')
+    if strict:
+      raise DatasetError(message)
+    logging.warning('%s; such clips are resampled to 16 kHz when loaded', message)
+    problems.append(message)
+  return Manifest(os.path.abspath(root), clips, problems)
+
+
+def _read_clip(path, dataset, machine, split, attributes, ground_truth, problems,
+               strict) -> Clip | None:
+  name = os.path.basename(path)
+  if not name.lower().endswith('.wav'):
+    _report(problems, f'{path}: not a .wav file', strict)
+    return None
+  try:
+    parsed = parse_file_name(name)
+  except DatasetError as e:
+    _report(problems, f'{path}: {str(e).split(": ", 1)[1]}', strict)
+    return None
+  if parsed.split is not None and parsed.split != split:
+    _report(problems, f'{path}: named {parsed.split} but lies in {split}/', strict)
+    return None
+  try:
+    info = sf.info(path)
+  except (RuntimeError, sf.LibsndfileError) as e:
+    _report(problems, f'{path}: unreadable audio ({str(e).splitlines()[0][-120:]})', strict)
+    return None
+  if info.frames == 0:
+    _report(problems, f'{path}: contains no samples', strict)
+    return None
+  pairs = attribute_pairs(parsed.attribute_string)
+  csv_path = os.path.join(os.path.dirname(os.path.dirname(path)),
+                          f'attributes_{parsed.section}.csv')
+  if csv_path in attributes and name in attributes[csv_path]:
+    pairs = attributes[csv_path][name] or pairs
+  label, domain = parsed.label, parsed.domain
+  if split == 'test':
+    labels, domains = ground_truth(machine, parsed.section)
+    if name in labels:
+      label = 'anomaly' if labels[name] == '1' else 'normal'
+    domain = domains.get(name, domain)
+  return Clip(path=os.path.abspath(path), dataset=dataset, machine=machine,
+              section=parsed.section, split=split, domain=domain, label=label,
+              index=parsed.index, attribute_string=parsed.attribute_string, attributes=pairs,
+              channels=info.channels, sample_rate=info.samplerate, num_samples=info.frames)

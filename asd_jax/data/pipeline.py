@@ -1,0 +1,177 @@
+"""Grain input pipeline shared by training and embedding extraction.
+
+record -> read stereo WAV (soundfile) -> resample to 16 kHz (soxr) -> crop / zero-pad
+(random crop in training, centred otherwise) -> augment (training only: channel swap,
+per-channel gain, channel dropout) -> batch {'wave': [B, 2, S] float32, label ids}.
+Randomness comes from Grain's per-record generators, so batches are identical for a seed with
+any number of worker processes, differ across epochs, and the iterator state (Grain's own)
+checkpoints and restores exactly.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterator
+
+import grain.python as grain
+import numpy as np
+import soundfile as sf
+from absl import flags
+
+from asd_jax.data.labels import LabelSpace
+from asd_jax.data.layout import Clip, DatasetError
+
+SAMPLE_RATE = 16000
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioConfig:
+  """How a clip becomes the fixed-size two-channel input."""
+  clip_seconds: float = 10.0
+  mono: str = 'error'  # 'duplicate' copies a single channel to both inputs; 'error' refuses
+  swap_prob: float = 0.5  # channel swap (training only)
+  gain_db: float = 6.0  # per-channel gain drawn uniformly in ±gain_db (training only)
+  channel_dropout_prob: float = 0.1  # zero one channel (training only)
+
+  @property
+  def num_samples(self) -> int:
+    return int(round(self.clip_seconds * SAMPLE_RATE))
+
+
+def clip_records(clips: list[Clip], labels: LabelSpace) -> list[dict]:
+  """Picklable per-clip records: path, rate and the label ids (index = position in `clips`)."""
+  return [{'path': c.path, 'sample_rate': c.sample_rate, 'index': i, **labels.encode(c)}
+          for i, c in enumerate(clips)]
+
+
+class RecordSource(grain.RandomAccessDataSource):
+  """The records as a Grain random-access source (copied into each worker process)."""
+
+  def __init__(self, records: list[dict]):
+    self._records = records
+
+  def __len__(self) -> int:
+    return len(self._records)
+
+  def __getitem__(self, index: int) -> dict:
+    return dict(self._records[index])
+
+
+def read_wave(path: str, mono: str) -> np.ndarray:
+  """Stereo float32 [2, S] at 16 kHz from any WAV soundfile reads."""
+  try:
+    samples, rate = sf.read(path, dtype='float32', always_2d=True)
+  except (RuntimeError, sf.LibsndfileError) as e:
+    raise DatasetError(f'{path}: unreadable audio ({str(e).splitlines()[0][-120:]})') from e
+  if samples.shape[1] == 1:
+    if mono != 'duplicate':
+      raise DatasetError(f'{path}: mono file; the system expects two channels (near, far); set '
+                         "data.mono='duplicate' to copy the channel")
+    samples = np.repeat(samples, 2, axis=1)
+  elif samples.shape[1] != 2:
+    raise DatasetError(f'{path}: {samples.shape[1]} channels; expected 2 (near, far)')
+  if rate != SAMPLE_RATE:
+    import soxr
+    samples = soxr.resample(samples, rate, SAMPLE_RATE).astype(np.float32)
+  return np.ascontiguousarray(samples.T)
+
+
+def fit_length(wave: np.ndarray, length: int, offset: int) -> np.ndarray:
+  """Crop [C, S] at `offset` or zero-pad at the end to exactly `length` samples."""
+  if wave.shape[1] >= length:
+    return wave[:, offset:offset + length]
+  return np.pad(wave, ((0, 0), (0, length - wave.shape[1])))
+
+
+class LoadCentred(grain.MapTransform):
+  """Evaluation: the centred `num_samples` window (zero-padded when shorter)."""
+
+  def __init__(self, audio: AudioConfig):
+    self.audio = audio
+
+  def map(self, record: dict) -> dict:
+    wave = read_wave(record.pop('path'), self.audio.mono)
+    offset = max(0, (wave.shape[1] - self.audio.num_samples) // 2)
+    record['wave'] = fit_length(wave, self.audio.num_samples, offset)
+    del record['sample_rate']
+    return record
+
+
+class LoadRandomCropAugmented(grain.RandomMapTransform):
+  """Training: a random window, then channel swap, per-channel gain and channel dropout."""
+
+  def __init__(self, audio: AudioConfig):
+    self.audio = audio
+
+  def random_map(self, record: dict, rng: np.random.Generator) -> dict:
+    a = self.audio
+    wave = read_wave(record.pop('path'), a.mono)
+    offset = int(rng.integers(0, max(1, wave.shape[1] - a.num_samples + 1)))
+    wave = fit_length(wave, a.num_samples, offset)
+    if rng.uniform() < a.swap_prob:
+      wave = wave[::-1]
+    gains = 10.0**(rng.uniform(-a.gain_db, a.gain_db, size=(2, 1)) / 20.0)
+    wave = wave * gains.astype(np.float32)
+    if rng.uniform() < a.channel_dropout_prob:
+      wave = wave.copy()
+      wave[rng.integers(0, 2)] = 0.0
+    record['wave'] = np.ascontiguousarray(wave, dtype=np.float32)
+    del record['sample_rate']
+    return record
+
+
+def _grain_ready() -> None:
+  """Grain's worker processes read absl flags; outside an absl app (tests, notebooks) the
+  defaults are taken as parsed."""
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()
+
+
+def _process_shard(dataset: grain.MapDataset, shard_by_process: bool) -> grain.MapDataset:
+  """This JAX process's slice of the records (multi-host); all of them on one host."""
+  if not shard_by_process:
+    return dataset
+  import jax
+  return dataset[jax.process_index()::jax.process_count()]
+
+
+def _prefetch(dataset: grain.IterDataset, num_workers: int) -> grain.IterDataset:
+  """Decode in `num_workers` processes; Grain interleaves their outputs back in order, and
+  batching happens after, so batches do not depend on the worker count."""
+  if num_workers <= 0:
+    return dataset
+  return dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
+
+
+def train_dataset(records: list[dict], audio: AudioConfig, batch_size: int, seed: int,
+                  num_workers: int = 0, shard_by_process: bool = True) -> grain.IterDataset:
+  """Endless training batches: reshuffled every epoch, random crops and augmentation drawn
+  from per-record generators (seed, epoch, position); batches of exactly `batch_size`."""
+  _grain_ready()
+  source = _process_shard(grain.MapDataset.source(RecordSource(records)), shard_by_process)
+  if len(source) < batch_size:
+    raise DatasetError(f'{len(source)} training clips are fewer than the batch size '
+                       f'{batch_size}')
+  dataset = source.seed(seed).shuffle().repeat(None).random_map(LoadRandomCropAugmented(audio))
+  return _prefetch(dataset.to_iter_dataset(), num_workers).batch(batch_size,
+                                                                 drop_remainder=True)
+
+
+def eval_dataset(records: list[dict], audio: AudioConfig, batch_size: int,
+                 num_workers: int = 0) -> grain.IterDataset:
+  """One ordered pass, centred crops, no augmentation; the last batch is short (see
+  `padded_batches`)."""
+  _grain_ready()
+  dataset = grain.MapDataset.source(RecordSource(records)).map(LoadCentred(audio))
+  return _prefetch(dataset.to_iter_dataset(), num_workers).batch(batch_size,
+                                                                 drop_remainder=False)
+
+
+def padded_batches(dataset: grain.IterDataset, batch_size: int) -> Iterator[dict]:
+  """Batches of exactly `batch_size` (one compiled shape); padding rows have valid=False."""
+  for batch in dataset:
+    size = len(batch['index'])
+    batch['valid'] = np.ones(size, bool)
+    if size < batch_size:
+      batch = {k: np.concatenate([v, np.zeros((batch_size - size, *v.shape[1:]), v.dtype)])
+               for k, v in batch.items()}
+    yield batch

@@ -1,0 +1,250 @@
+"""Built-in synthetic two-channel DCASE-style dataset, so a new user can run everything.
+
+Each machine type has its own physics and two attributes that change its sound; the target
+domain uses shifted operating points and has few training clips; anomalies of several kinds
+appear only in test. Channel 0 is the near-field microphone, channel 1 the far field:
+attenuated, delayed, room-reverberated and noisier. Deterministic per seed.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import shutil
+import tempfile
+
+import numpy as np
+import soundfile as sf
+
+SAMPLE_RATE = 16000
+
+
+@dataclasses.dataclass(frozen=True)
+class SynthConfig:
+  """Size of the generated dataset; the defaults keep the full run to minutes on 2 cores."""
+  machines: tuple[str, ...] = ('fan', 'bearing', 'valve', 'gearbox')
+  clip_seconds: float = 4.0
+  source_train: int = 48  # normal source-domain training clips per machine
+  target_train: int = 6  # few target-domain clips, as in DCASE
+  test_per_group: int = 10  # test clips per (domain, normal/anomaly)
+  seed: int = 0
+
+  def __post_init__(self):
+    unknown = set(self.machines) - set(MACHINES)
+    if unknown:
+      raise ValueError(f'unknown machine types {sorted(unknown)}; choose from {sorted(MACHINES)}')
+    if self.clip_seconds < 1.0:
+      raise ValueError('clip_seconds must be at least 1')
+    if min(self.source_train, self.target_train, self.test_per_group) < 1:
+      raise ValueError('clip counts must be at least 1')
+
+
+@dataclasses.dataclass(frozen=True)
+class MachineSpec:
+  """Two attributes (name, source values, target values) and the anomaly kinds."""
+  attributes: tuple[tuple[str, tuple, tuple], tuple[str, tuple, tuple]]
+  anomalies: tuple[str, ...]
+
+
+MACHINES = {
+    'fan': MachineSpec((('spd', (18, 24), (30,)), ('bld', (5, 7), (6,))),
+                       ('imbalance', 'blade_damage')),
+    'bearing': MachineSpec((('rpm', (20, 28), (35,)), ('load', (1, 2), (3,))),
+                           ('outer_race', 'inner_race')),
+    'valve': MachineSpec((('pat', (1, 2), (3,)), ('flow', (1, 2), (3,))),
+                         ('leak', 'stuck')),
+    'gearbox': MachineSpec((('rpm', (15, 20), (26,)), ('teeth', (21, 27), (24,))),
+                           ('broken_tooth', 'wear')),
+}
+
+
+def _bandpass_noise(rng, n, low, high):
+  spectrum = np.fft.rfft(rng.standard_normal(n))
+  freqs = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
+  spectrum[(freqs < low) | (freqs > high)] = 0
+  out = np.fft.irfft(spectrum, n)
+  return out / (out.std() + 1e-12)
+
+
+def _pink_noise(rng, n):
+  spectrum = np.fft.rfft(rng.standard_normal(n))
+  freqs = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
+  spectrum /= np.sqrt(np.maximum(freqs, 20.0))
+  out = np.fft.irfft(spectrum, n)
+  return out / (out.std() + 1e-12)
+
+
+def _impulse_train(rng, t, rate, resonance, decay, jitter=0.02):
+  """Decaying resonances struck at `rate` Hz (with timing jitter)."""
+  out = np.zeros_like(t)
+  period = 1.0 / rate
+  ring = np.arange(int(0.02 * SAMPLE_RATE)) / SAMPLE_RATE
+  kernel = np.exp(-ring * decay) * np.sin(2 * np.pi * resonance * ring)
+  start = rng.uniform(0, period)
+  for hit in np.arange(start, t[-1], period):
+    i = int((hit + rng.normal(0, jitter * period)) * SAMPLE_RATE)
+    if 0 <= i < len(t):
+      seg = kernel[:len(t) - i]
+      out[i:i + len(seg)] += seg * rng.uniform(0.7, 1.3)
+  return out
+
+
+def _harmonics(rng, t, f0, count, decay=1.0, drift=0.004):
+  phase_noise = np.cumsum(rng.normal(0, drift, len(t))) * 0.05
+  return sum(np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 2 * np.pi) + phase_noise * h)
+             / h**decay for h in range(1, count + 1))
+
+
+def machine_sound(machine: str, attrs: dict, anomaly: str | None, severity: float,
+                  rng: np.random.Generator, n: int) -> np.ndarray:
+  """Near-field source signal of one clip (before microphones and room)."""
+  t = np.arange(n) / SAMPLE_RATE
+  wobble = rng.uniform(0.98, 1.02)  # unit-to-unit and run-to-run speed variation
+  if machine == 'fan':
+    rot = attrs['spd'] * wobble
+    x = _harmonics(rng, t, rot * attrs['bld'], 6) + 0.6 * _bandpass_noise(rng, n, 100, 3000)
+    if anomaly == 'imbalance':
+      x = x * (1 + severity * 0.25 * np.sin(2 * np.pi * rot * t))
+    elif anomaly == 'blade_damage':
+      x = x + severity * 0.15 * _harmonics(rng, t, rot, 3)
+  elif machine == 'bearing':
+    shaft = attrs['rpm'] * wobble
+    x = (0.5 * _harmonics(rng, t, shaft, 3)
+         + 0.3 * attrs['load'] * _bandpass_noise(rng, n, 500, 6000))
+    if anomaly == 'outer_race':
+      x = x + severity * 0.5 * _impulse_train(rng, t, 3.6 * shaft, 3000, 400)
+    elif anomaly == 'inner_race':
+      hits = _impulse_train(rng, t, 5.4 * shaft, 4200, 500)
+      x = x + severity * 0.5 * hits * (1 + 0.8 * np.sin(2 * np.pi * shaft * t))
+  elif machine == 'valve':
+    period = 0.5 * attrs['pat'] * wobble
+    phase = rng.uniform(0, period)
+    if anomaly == 'stuck':  # irregular cycle: openings jitter and some never close
+      phase_t = (t + phase + severity * 0.25 * period * np.sin(2 * np.pi * t / (3 * period)))
+    else:
+      phase_t = t + phase
+    open_ = ((phase_t % period) < 0.4 * period).astype(float)
+    open_ = np.convolve(open_, np.ones(80) / 80, mode='same')
+    flow = _bandpass_noise(rng, n, 300 * attrs['flow'], 1500 * attrs['flow'])
+    clicks = np.abs(np.diff(open_, prepend=open_[0])) * 60 * _bandpass_noise(rng, n, 2000, 7000)
+    x = open_ * flow + clicks + 0.05 * _bandpass_noise(rng, n, 50, 500)
+    if anomaly == 'leak':
+      x = x + severity * 0.6 * (1 - open_) * _bandpass_noise(rng, n, 3000, 7500)
+  elif machine == 'gearbox':
+    shaft = attrs['rpm'] * wobble
+    mesh = shaft * attrs['teeth']
+    side = 0.15 * (1 + (1.0 * severity if anomaly == 'wear' else 0))
+    x = (_harmonics(rng, t, mesh, 3)
+         + side * (np.sin(2 * np.pi * (mesh - shaft) * t) + np.sin(2 * np.pi * (mesh + shaft) * t))
+         + 0.3 * _bandpass_noise(rng, n, 50, 4000))
+    if anomaly == 'broken_tooth':
+      x = x + severity * 0.5 * _impulse_train(rng, t, shaft, 1800, 300, jitter=0.0)
+    elif anomaly == 'wear':
+      x = x + severity * 0.15 * _bandpass_noise(rng, n, 1000, 5000)
+  else:
+    raise ValueError(f'unknown machine type {machine!r}')
+  return x / (np.abs(x).max() + 1e-9)
+
+
+def room_response(rng: np.random.Generator, rt60: float) -> np.ndarray:
+  """Exponentially decaying noise tail: a small room between machine and far microphone."""
+  n = int(rt60 * SAMPLE_RATE)
+  tail = rng.standard_normal(n) * np.exp(-6.9 * np.arange(n) / n)
+  tail[0] = 1.0
+  return tail / np.sqrt(np.sum(tail**2))
+
+
+def two_channels(source: np.ndarray, rng: np.random.Generator, domain: str) -> np.ndarray:
+  """[2, n]: near field (clean-ish) and far field (delayed, reverberant, noisy)."""
+  n = len(source)
+  noise_level = 0.08 if domain == 'source' else 0.12  # the target site is a little noisier
+  near = source + noise_level * 0.3 * _pink_noise(rng, n)
+  delay = int(rng.uniform(0.003, 0.008) * SAMPLE_RATE)
+  far = np.convolve(source, room_response(rng, rng.uniform(0.05, 0.15)))[:n]
+  far = 0.4 * np.concatenate([np.zeros(delay), far[:n - delay]])
+  far = far + noise_level * _pink_noise(rng, n)
+  if rng.uniform() < 0.3:  # a passing interference event on the far microphone
+    start = rng.integers(0, n // 2)
+    far[start:start + n // 4] += 0.1 * _bandpass_noise(rng, n // 4, 200, 2000)[:n - start]
+  stereo = np.stack([near, far])
+  return 0.7 * stereo / (np.abs(stereo).max() + 1e-9)
+
+
+def _clip_plan(config: SynthConfig):
+  """(machine, split, domain, label, index) for every clip, in a fixed order."""
+  for machine in config.machines:
+    for domain, count in (('source', config.source_train), ('target', config.target_train)):
+      for i in range(count):
+        yield machine, 'train', domain, 'normal', i
+    index = 0
+    for domain in ('source', 'target'):
+      for label in ('normal', 'anomaly'):
+        for _ in range(config.test_per_group):
+          yield machine, 'test', domain, label, index
+          index += 1
+
+
+def _clip_rng(config, machine, split, domain, label, index):
+  key = [config.seed, sorted(MACHINES).index(machine), ('train', 'test').index(split),
+         ('source', 'target').index(domain), ('normal', 'anomaly').index(label), index]
+  return np.random.default_rng(np.random.SeedSequence(key))
+
+
+def generate(output_dir: str, config: SynthConfig = SynthConfig(), progress=None) -> int:
+  """Writes the dataset under `output_dir` (DCASE layout + ground_truth/); returns clip count.
+
+  Written into a temporary sibling folder and moved into place at the end, so an interrupted
+  generation never leaves a half dataset that looks complete.
+  """
+  output_dir = os.path.abspath(output_dir)
+  if os.path.exists(output_dir) and os.listdir(output_dir):
+    raise FileExistsError(f'{output_dir}: exists and is not empty')
+  parent = os.path.dirname(output_dir)
+  os.makedirs(parent, exist_ok=True)
+  staging = tempfile.mkdtemp(prefix='.synth-', dir=parent)
+  n = int(config.clip_seconds * SAMPLE_RATE)
+  attribute_rows: dict[str, list] = {}
+  truth: dict[str, list] = {}
+  plan = list(_clip_plan(config))
+  try:
+    for machine, split, domain, label, index in (progress(plan) if progress else plan):
+      rng = _clip_rng(config, machine, split, domain, label, index)
+      spec = MACHINES[machine]
+      attrs = {name: (rng.choice(src) if domain == 'source' else rng.choice(tgt))
+               for name, src, tgt in spec.attributes}
+      anomaly = rng.choice(spec.anomalies) if label == 'anomaly' else None
+      severity = rng.uniform(0.1, 1.0)
+      wave = two_channels(machine_sound(machine, attrs, anomaly, severity, rng, n), rng, domain)
+      attr_string = '_'.join(f'{k}_{v}' for k, v in attrs.items())
+      name = f'section_00_{domain}_{split}_{label}_{index:04d}_{attr_string}.wav'
+      folder = os.path.join(staging, 'dev_data', 'raw', machine, split)
+      os.makedirs(folder, exist_ok=True)
+      sf.write(os.path.join(folder, name), wave.T.astype(np.float32), SAMPLE_RATE,
+               subtype='PCM_16')
+      row = [f'{machine}/{split}/{name}']
+      for k, v in attrs.items():
+        row += [k, v]
+      attribute_rows.setdefault(machine, []).append(row)
+      if split == 'test':
+        truth.setdefault(machine, []).append((name, int(label == 'anomaly'), domain))
+    for machine, rows in attribute_rows.items():
+      with open(os.path.join(staging, 'dev_data', 'raw', machine, 'attributes_00.csv'), 'w',
+                newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(['file_name', 'd1p', 'd1v', 'd2p', 'd2v'])
+        writer.writerows(rows)
+    gt_dir = os.path.join(staging, 'ground_truth')
+    os.makedirs(gt_dir, exist_ok=True)
+    for machine, rows in truth.items():
+      with open(os.path.join(gt_dir, f'ground_truth_{machine}_section_00_test.csv'), 'w',
+                newline='') as f:
+        csv.writer(f).writerows((name, label) for name, label, _ in rows)
+      with open(os.path.join(gt_dir, f'ground_truth_domain_{machine}_section_00_test.csv'), 'w',
+                newline='') as f:
+        csv.writer(f).writerows((name, domain) for name, _, domain in rows)
+    if os.path.exists(output_dir):
+      os.rmdir(output_dir)
+    os.replace(staging, output_dir)
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+  return len(plan)
