@@ -7,6 +7,7 @@ import sys
 COMMANDS = {
     'synth': 'write the built-in synthetic two-channel DCASE-style dataset',
     'inspect': 'validate a DCASE-layout dataset and print its summary',
+    'train': 'train the configured encoder branches (LoRA, gated fusion, ArcFace)',
     'run': 'the whole job: synth (if needed), train, embed, score, baselines, evaluate',
 }
 

@@ -1,6 +1,7 @@
 """`Encoder`: a converted BEATs or AudioMAE with its own front end, called on waveforms."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
@@ -26,7 +27,10 @@ def build_module(config: EncoderConfig, lora: LoRAConfig | None = None, dtype=jn
 
 
 def front_end_preset(config: EncoderConfig) -> fbank_lib.FbankPreset:
-  return fbank_lib.BEATS if isinstance(config, BeatsConfig) else fbank_lib.AUDIOMAE
+  """The encoder's front end; AudioMAE pads/truncates to its configured input length."""
+  if isinstance(config, BeatsConfig):
+    return fbank_lib.BEATS
+  return dataclasses.replace(fbank_lib.AUDIOMAE, num_frames=config.num_frames)
 
 
 def check_wave(wave) -> jnp.ndarray:

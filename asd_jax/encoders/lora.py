@@ -54,19 +54,21 @@ def is_lora_path(path: tuple[str, ...]) -> bool:
 
 
 def split_trainable(params, trainable=is_lora_path):
-  """(trainable, frozen): two flat {path: leaf} dicts partitioning `params`.
+  """(trainable, frozen): two nested trees partitioning `params` by `trainable(path)`.
 
   The training step differentiates and updates only the trainable half, so frozen weights get
   no gradient and no optimiser state at all.
   """
   flat = traverse_util.flatten_dict(params)
-  return ({k: v for k, v in flat.items() if trainable(k)},
-          {k: v for k, v in flat.items() if not trainable(k)})
+  pick = lambda keep: traverse_util.unflatten_dict(
+      {k: v for k, v in flat.items() if bool(trainable(k)) == keep})
+  return pick(True), pick(False)
 
 
 def combine(trainable, frozen):
   """Inverse of `split_trainable`: one nested parameter tree."""
-  return traverse_util.unflatten_dict({**frozen, **trainable})
+  return traverse_util.unflatten_dict({**traverse_util.flatten_dict(frozen),
+                                       **traverse_util.flatten_dict(trainable)})
 
 
 def merge_lora(params, lora: LoRAConfig):

@@ -1,0 +1,37 @@
+"""asd-jax train --data_dir=D --workdir=W [--config=configs/X.py --config.field=value]
+
+Trains the configured branches (config.branches) over all machine types: both channels through
+the LoRA-adapted encoder, gated fusion, ArcFace attribute + domain heads. Writes
+W/train/<branch>/checkpoints (Orbax) and W/train/<branch>/metrics.jsonl. Rerunning resumes from
+the newest checkpoint; a finished branch is skipped.
+"""
+from absl import app, flags
+
+from asd_jax.cli import common
+
+_DATA = flags.DEFINE_string('data_dir', None, 'DCASE-layout dataset root', required=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'output folder (resumed when it exists)',
+                               required=True)
+_CONFIG = common.define_config_flag()
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  config = _CONFIG.value
+  import jax
+  from asd_jax.data import layout
+  from asd_jax.model.build import ConfigError, validate
+  from asd_jax.train import loop
+  try:
+    validate(config, jax.device_count())
+    manifest = layout.scan_dataset(_DATA.value, strict=False)
+  except (ConfigError, layout.DatasetError) as e:
+    common.fail(str(e))
+  common.start_jax(config)
+  for branch in config.branches:
+    summary = loop.train_branch(config, branch, manifest, _WORKDIR.value)
+    state = 'already finished' if summary['skipped'] else (
+        f"trained to step {summary['steps']}" +
+        (f" (resumed from {summary['resumed_from']})" if summary['resumed_from'] else ''))
+    print(f'{branch}: {state}; {loop.branch_dir(_WORKDIR.value, branch)}')

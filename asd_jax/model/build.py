@@ -1,0 +1,92 @@
+"""Builds a branch's ASDModel and its initial parameters from a config."""
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from asd_jax.encoders import lora as lora_lib
+from asd_jax.encoders.checkpoint import load_converted
+from asd_jax.encoders.config import AudioMAEConfig, BeatsConfig, LoRAConfig
+from asd_jax.encoders.encoder import build_module, front_end_preset
+from asd_jax.model.asd_model import ASDModel
+
+ENCODER_KINDS = ('beats', 'audiomae')
+DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+
+
+class ConfigError(ValueError):
+  """A config value that cannot work; one line, raised before anything is compiled."""
+
+
+def lora_config(config: ml_collections.ConfigDict) -> LoRAConfig:
+  try:
+    return LoRAConfig(rank=config.lora.rank, alpha=config.lora.alpha,
+                      dropout=config.lora.dropout, targets=tuple(config.lora.targets))
+  except ValueError as e:
+    raise ConfigError(f'config.lora: {e}') from e
+
+
+def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
+  """Checks the values a run depends on, so a typo fails in one line and not inside XLA."""
+  for name in config.branches:
+    if name not in ENCODER_KINDS:
+      raise ConfigError(f'config.branches: unknown encoder {name!r}; choose from {ENCODER_KINDS}')
+    checkpoint = config[name].checkpoint
+    if checkpoint and not os.path.isfile(os.path.join(checkpoint, 'config.json')):
+      raise ConfigError(f'config.{name}.checkpoint: {checkpoint} is not a converted checkpoint '
+                        'folder (make one with python -m checkpoints_convert)')
+  if config.lora.rank <= 0:
+    raise ConfigError(f'config.lora.rank must be > 0 (got {config.lora.rank}): only LoRA '
+                      'weights are trained')
+  lora_config(config)
+  if config.model.pooling not in ('mean', 'attentive'):
+    raise ConfigError(f'config.model.pooling: {config.model.pooling!r} is not mean or attentive')
+  if config.model.dtype not in DTYPES:
+    raise ConfigError(f'config.model.dtype: {config.model.dtype!r} is not one of {list(DTYPES)}')
+  if config.train.batch_size % num_devices:
+    raise ConfigError(f'config.train.batch_size {config.train.batch_size} does not split over '
+                      f'{num_devices} devices')
+  if config.train.steps <= 0 or config.train.batch_size <= 0:
+    raise ConfigError('config.train.steps and config.train.batch_size must be positive')
+  if config.data.clip_seconds <= 0.2:
+    raise ConfigError('config.data.clip_seconds must exceed 0.2 s')
+
+
+def encoder_config(config: ml_collections.ConfigDict, branch: str):
+  """(architecture config, converted params or None) for a branch."""
+  spec = config[branch]
+  if spec.checkpoint:
+    params, arch = load_converted(spec.checkpoint)
+    if arch.kind != branch:
+      raise ConfigError(f'config.{branch}.checkpoint: {spec.checkpoint} holds a {arch.kind} '
+                        'encoder')
+    return arch, params
+  tiny = dict(spec.tiny)
+  arch = BeatsConfig(**tiny) if branch == 'beats' else AudioMAEConfig(**tiny)
+  arch.validate()
+  return arch, None
+
+
+def build_branch(config: ml_collections.ConfigDict, branch: str, num_attributes: int):
+  """(model, initial params): converted or seeded-random encoder + LoRA, fusion, heads."""
+  arch, converted = encoder_config(config, branch)
+  dtype = DTYPES[config.model.dtype]
+  model = ASDModel(encoder=build_module(arch, lora_config(config), dtype),
+                   preset=front_end_preset(arch), num_mel_bins=arch.num_mel_bins,
+                   num_attributes=num_attributes, embed_dim=config.model.embed_dim,
+                   pooling=config.model.pooling, gate_bias_init=config.model.gate_bias_init,
+                   dtype=dtype)
+  samples = int(round(config.data.clip_seconds * 16000))
+  rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), ENCODER_KINDS.index(branch))
+  params = jax.jit(lambda r: model.init(r, jnp.zeros((1, 2, samples), jnp.float32))['params'])(rng)
+  if converted is not None:
+    params = dict(params, encoder=lora_lib.overlay(params['encoder'], converted))
+  return model, params
+
+
+def is_trainable(path: tuple[str, ...]) -> bool:
+  """LoRA leaves of the encoder and everything outside it (fusion, projection, heads)."""
+  return path[0] != 'encoder' or lora_lib.is_lora_path(path)

@@ -1,0 +1,41 @@
+"""Dual-channel gated fusion and pooling (report §3.4)."""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+class GatedFusion(nn.Module):
+  """α_t = σ(W_g[h1_t; h2_t] + b_g), h_t = α_t·h1_t + (1 − α_t)·h2_t, one scalar per token.
+
+  h1 = near field (channel 0), h2 = far field. b_g starts at `bias_init` (1.0: a moderate
+  preference for the near field).  tokens [B, 2, N, D] -> (fused [B, N, D], gate [B, N]).
+  """
+  bias_init: float = 1.0
+
+  @nn.compact
+  def __call__(self, tokens):
+    near, far = tokens[:, 0], tokens[:, 1]
+    logit = nn.Dense(1, bias_init=nn.initializers.constant(self.bias_init), name='gate')(
+        jnp.concatenate([near, far], axis=-1))[..., 0]
+    gate = jax.nn.sigmoid(logit.astype(jnp.float32)).astype(tokens.dtype)
+    return gate[..., None] * near + (1 - gate[..., None]) * far, gate
+
+
+class AttentiveStatisticsPooling(nn.Module):
+  """Attention-weighted mean and standard deviation over tokens.  [B, N, D] -> [B, 2D]."""
+  hidden: int = 128
+
+  @nn.compact
+  def __call__(self, x):
+    scores = nn.Dense(1, name='score')(jnp.tanh(nn.Dense(self.hidden, name='attention')(x)))
+    weights = jax.nn.softmax(scores.astype(jnp.float32), axis=1).astype(x.dtype)
+    mean = jnp.sum(weights * x, axis=1)
+    var = jnp.sum(weights * (x - mean[:, None])**2, axis=1)
+    return jnp.concatenate([mean, jnp.sqrt(jnp.maximum(var, 1e-6))], axis=-1)
+
+
+def mean_pooling(x):
+  """[B, N, D] -> [B, D]."""
+  return x.mean(axis=1)

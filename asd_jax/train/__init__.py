@@ -1,0 +1,1 @@
+"""Train state, jitted multi-device step, loop and Orbax checkpointing."""

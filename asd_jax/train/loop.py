@@ -1,0 +1,193 @@
+"""Training loop of one branch: Grain batches -> jitted step -> metrics, eval, checkpoints.
+
+W/train/labels.json          attribute / machine vocabularies (shared by the branches)
+W/train/<branch>/checkpoints Orbax (resumed on rerun; a finished branch is not retrained)
+W/train/<branch>/metrics.jsonl one JSON object per logged step
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from asd_jax.data import labels as labels_lib
+from asd_jax.data import pipeline
+from asd_jax.data.layout import Clip, Manifest
+from asd_jax.encoders import lora as lora_lib
+from asd_jax.io import atomic_write_text
+from asd_jax.model import build
+from asd_jax.train import checkpointing
+from asd_jax.train import step as step_lib
+
+MODEL_INPUTS = ('wave', 'attribute_id', 'domain_id')
+
+
+def branch_dir(workdir: str, branch: str) -> str:
+  return os.path.join(workdir, 'train', branch)
+
+
+def audio_config(config: ml_collections.ConfigDict) -> pipeline.AudioConfig:
+  d = config.data
+  return pipeline.AudioConfig(clip_seconds=d.clip_seconds, mono=d.mono, swap_prob=d.swap_prob,
+                              gain_db=d.gain_db, channel_dropout_prob=d.channel_dropout_prob)
+
+
+def train_clips(manifest: Manifest) -> list[Clip]:
+  """Normal training clips of every dataset (dev, and eval's additional training data)."""
+  return [c for c in manifest.clips if c.split == 'train']
+
+
+def split_holdout(clips: list[Clip], every: int) -> tuple[list[Clip], list[Clip]]:
+  """(fit, held out): every k-th source clip of each machine is held out for monitoring."""
+  fit, held = [], []
+  counters: dict[str, int] = {}
+  for clip in clips:
+    if clip.domain == 'source':
+      counters[clip.machine] = counters.get(clip.machine, 0) + 1
+      if every and counters[clip.machine] % every == 0:
+        held.append(clip)
+        continue
+    fit.append(clip)
+  return fit, held
+
+
+def label_space(manifest: Manifest, workdir: str) -> labels_lib.LabelSpace:
+  """The vocabularies, fixed on first use in W/train/labels.json and checked on reuse."""
+  space = labels_lib.LabelSpace.from_clips(train_clips(manifest))
+  path = os.path.join(workdir, 'train', 'labels.json')
+  if os.path.exists(path):
+    with open(path) as f:
+      saved = labels_lib.LabelSpace.from_json(f.read())
+    if saved != space:
+      raise ValueError(f'{path}: the training clips changed since this workdir was trained '
+                       '(different machines or attributes); use a new --workdir')
+    return saved
+  atomic_write_text(path, space.to_json())
+  return space
+
+
+@dataclasses.dataclass
+class Branch:
+  """Everything needed to run a trained branch: model, state, label space."""
+  name: str
+  model: object
+  state: step_lib.TrainState
+  labels: labels_lib.LabelSpace
+
+  @property
+  def params(self):
+    return lora_lib.combine(self.state.trainable, self.state.frozen)
+
+
+def initial_branch(config, branch: str, labels: labels_lib.LabelSpace, total_steps: int):
+  model, params = build.build_branch(config, branch, labels.num_attributes)
+  tx, schedule = step_lib.make_optimizer(config.optim, total_steps)
+  state = step_lib.create_train_state(params, tx, build.is_trainable, config.seed)
+  return Branch(branch, model, state, labels), tx, schedule
+
+
+def load_trained(config, branch: str, manifest: Manifest, workdir: str) -> Branch:
+  """The branch at its latest checkpoint (for embedding); fails if it was never trained."""
+  labels = label_space(manifest, workdir)
+  trained, _, _ = initial_branch(config, branch, labels, config.train.steps)
+  manager = checkpointing.checkpoint_manager(
+      os.path.join(branch_dir(workdir, branch), 'checkpoints'), config.train.keep_checkpoints)
+  if manager.latest_step() is None:
+    raise FileNotFoundError(f'{branch_dir(workdir, branch)}: no checkpoint; train first')
+  trained.state = checkpointing.restore(manager, trained.state, None)
+  return trained
+
+
+class MetricsLog:
+  """Appends one JSON object per logged step; on resume drops lines past the checkpoint."""
+
+  def __init__(self, path: str, resume_step: int):
+    self.path = path
+    lines = []
+    if os.path.exists(path):
+      with open(path) as f:
+        lines = [l for l in f if l.strip() and json.loads(l)['step'] <= resume_step]
+    atomic_write_text(path, ''.join(lines))
+
+  def write(self, record: dict) -> None:
+    with open(self.path, 'a') as f:
+      f.write(json.dumps(record) + '\n')
+
+
+def heldout_accuracy(predict, params, clips, labels, config) -> dict[str, float]:
+  """Attribute and domain accuracy (argmax cosine) on held-out normal clips."""
+  if not clips:
+    return {}
+  records = pipeline.clip_records(clips, labels)
+  batch_size = config.embed.batch_size
+  hits = {'attr': [], 'domain': []}
+  for batch in pipeline.padded_batches(
+      pipeline.eval_dataset(records, audio_config(config), batch_size), batch_size):
+    out = jax.device_get(predict(params, batch['wave']))
+    valid = batch['valid']
+    attr_ok = valid & (batch['attribute_id'] >= 0)
+    hits['attr'] += list((out['attribute_cos'].argmax(-1) == batch['attribute_id'])[attr_ok])
+    hits['domain'] += list((out['domain_cos'].argmax(-1) == batch['domain_id'])[valid])
+  return {f'eval_{k}_acc': float(np.mean(v)) for k, v in hits.items() if v}
+
+
+def train_branch(config: ml_collections.ConfigDict, branch: str, manifest: Manifest,
+                 workdir: str, progress: bool = True) -> dict:
+  """Trains (or resumes, or skips when finished) one branch; returns a short summary."""
+  from tqdm import tqdm
+  total = config.train.steps
+  out_dir = branch_dir(workdir, branch)
+  labels = label_space(manifest, workdir)
+  fit, held = split_holdout(train_clips(manifest), config.data.holdout_every)
+  trained, tx, schedule = initial_branch(config, branch, labels, total)
+  local_batch = config.train.batch_size // jax.process_count()
+  dataset = pipeline.train_dataset(pipeline.clip_records(fit, labels), audio_config(config),
+                                   local_batch, seed=config.seed,
+                                   num_workers=config.data.num_workers)
+  iterator = iter(dataset)
+  manager = checkpointing.checkpoint_manager(os.path.join(out_dir, 'checkpoints'),
+                                             config.train.keep_checkpoints)
+  state = trained.state
+  if manager.latest_step() is not None:
+    state = checkpointing.restore(manager, state, iterator)
+    logging.info('%s: resumed from step %d', branch, int(state.step))
+  start_step = int(state.step)
+  if start_step >= total:
+    return {'branch': branch, 'steps': start_step, 'resumed_from': start_step, 'skipped': True}
+  log = MetricsLog(os.path.join(out_dir, 'metrics.jsonl'), start_step)
+  mesh = step_lib.data_mesh()
+  state = step_lib.replicate(mesh, state)
+  train_step = step_lib.compile_train_step(mesh, model=trained.model, tx=tx, schedule=schedule,
+                                           arcface=config.arcface)
+  model = trained.model
+  predict = jax.jit(lambda params, wave: model.apply({'params': params}, wave))
+  bar = tqdm(total=total, initial=start_step, desc=f'train {branch}', unit='step',
+             disable=not progress)
+  tick, last_logged = time.perf_counter(), start_step
+  for step in range(start_step + 1, total + 1):
+    batch = next(iterator)
+    state, metrics = train_step(state, step_lib.shard_batch(
+        mesh, {k: batch[k] for k in MODEL_INPUTS}))
+    bar.update(1)
+    evaluate = step % config.train.eval_every == 0 or step == total
+    if step % config.train.log_every == 0 or evaluate:
+      record = {'step': step, **{k: float(v) for k, v in jax.device_get(metrics).items()}}
+      now = time.perf_counter()
+      record['steps_per_sec'] = (step - last_logged) / (now - tick)
+      if evaluate:
+        params = lora_lib.combine(state.trainable, state.frozen)
+        record.update(heldout_accuracy(predict, params, held, labels, config))
+      tick, last_logged = time.perf_counter(), step
+      log.write(record)
+      bar.set_postfix(loss=f"{record['loss']:.3f}", gate=f"{record['gate_mean']:.2f}")
+    if step % config.train.checkpoint_every == 0 or step == total:
+      checkpointing.save(manager, state, iterator)
+  bar.close()
+  return {'branch': branch, 'steps': total, 'resumed_from': start_step, 'skipped': False}

@@ -1,0 +1,97 @@
+"""Tiny CPU configuration: the whole job on the built-in synthetic dataset in minutes.
+
+Trains both branches (BEATs main, AudioMAE auxiliary) with small randomly initialised encoders
+of the official architectures (seeded; no downloads), 2-s clips, LoRA r=8 / alpha=16 /
+dropout 0.1 on frozen weights, gated two-channel fusion and ArcFace heads.
+Hardware: 2 CPU cores. Run: asd-jax run --workdir=workdir
+Override any field on the command line: --config.train.steps=500 --config.lora.rank=4
+"""
+import ml_collections
+
+
+def encoder_branch(kind: str) -> ml_collections.ConfigDict:
+  """One encoder branch: where its weights come from and, without a checkpoint, its tiny size."""
+  branch = ml_collections.ConfigDict()
+  branch.kind = kind  # 'beats' or 'audiomae'
+  # Folder written by `python -m checkpoints_convert`; empty = random init of `tiny` below.
+  branch.checkpoint = ''
+  if kind == 'beats':
+    # Same architecture as the released BEATs (post-LN DeepNorm, gated relative position bias,
+    # conv positional embedding), scaled down: names as in the official cfg dict.
+    branch.tiny = dict(embed_dim=32, encoder_layers=2, encoder_embed_dim=64,
+                       encoder_ffn_embed_dim=128, encoder_attention_heads=2, conv_pos=16,
+                       conv_pos_groups=4, dropout=0.0, attention_dropout=0.0)
+  else:
+    # A timm ViT as in AudioMAE; num_frames sets the padded input length (multiple of 16).
+    branch.tiny = dict(embed_dim=64, depth=2, num_heads=2, mlp_dim=128, num_frames=208)
+  return branch
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0  # parameters, LoRA init, dropout, data order and augmentation all follow it
+  config.branches = ('beats', 'audiomae')  # which encoders to train (each its own model)
+  config.beats = encoder_branch('beats')
+  config.audiomae = encoder_branch('audiomae')
+
+  # --- data ---
+  config.data = ml_collections.ConfigDict()
+  config.data.clip_seconds = 2.0  # crop / zero-pad every channel to this length
+  config.data.num_workers = 1  # Grain worker processes decoding audio (0 = in-process)
+  config.data.mono = 'error'  # 'duplicate' feeds a mono file to both channels
+  config.data.swap_prob = 0.5  # channel swap probability (training only)
+  config.data.gain_db = 6.0  # per-channel gain range ±dB (training only)
+  config.data.channel_dropout_prob = 0.1  # zero one channel (training only)
+  config.data.holdout_every = 10  # every k-th source training clip is held out for eval
+
+  # --- model ---
+  config.model = ml_collections.ConfigDict()
+  config.model.embed_dim = 256  # embedding size (report: 256)
+  config.model.pooling = 'mean'  # 'mean' or 'attentive' (attentive statistics pooling)
+  config.model.gate_bias_init = 1.0  # initial gate bias: favours the near field
+  config.model.dtype = 'float32'  # 'bfloat16' runs the encoder in bf16 (fp32 softmax, norms)
+
+  config.lora = ml_collections.ConfigDict()
+  config.lora.rank = 8  # r
+  config.lora.alpha = 16.0  # update scale alpha / r
+  config.lora.dropout = 0.1  # on the LoRA input, training only
+  config.lora.targets = ('q', 'v')  # any of q, k, v, out, fc1, fc2
+
+  config.arcface = ml_collections.ConfigDict()
+  config.arcface.scale = 30.0  # s
+  config.arcface.margin = 0.5  # m, added to the true-class angle
+
+  # --- optimiser ---
+  config.optim = ml_collections.ConfigDict()
+  config.optim.learning_rate = 1e-3  # peak, after warm-up
+  config.optim.warmup_steps = 20
+  config.optim.weight_decay = 1e-4  # AdamW
+  config.optim.grad_clip_norm = 1.0  # global norm
+
+  # --- training loop ---
+  config.train = ml_collections.ConfigDict()
+  config.train.batch_size = 16  # global batch; must divide evenly over the devices
+  config.train.steps = 150  # cosine decay reaches 0 here
+  config.train.log_every = 10  # metrics.jsonl line every k steps
+  config.train.eval_every = 50  # held-out attribute/domain accuracy every k steps (and at end)
+  config.train.checkpoint_every = 50  # Orbax checkpoint every k steps (and at the end)
+  config.train.keep_checkpoints = 2  # newest checkpoints kept
+  config.train.distributed = False  # call jax.distributed.initialize() (multi-host)
+
+  # --- embedding and scoring ---
+  config.embed = ml_collections.ConfigDict()
+  config.embed.batch_size = 16
+  config.score = ml_collections.ConfigDict()
+  config.score.knn_k = 3  # AudioMAE branch: mean cosine distance to the k nearest
+  config.score.beats_weight = 0.85  # fused = w·z_BEATs + (1 − w)·z_AudioMAE
+  config.score.conservative_beats_weight = 0.95  # task2_3
+  config.score.mahalanobis_folds = 5  # out-of-fold normal reference scores
+  config.score.decision_quantile = 0.9  # gamma-fit threshold on normal scores
+
+  # --- official autoencoder baseline ---
+  config.baseline = ml_collections.ConfigDict()
+  config.baseline.channel = 0  # the near field
+  config.baseline.epochs = 20
+  config.baseline.batch_size = 256
+  config.baseline.learning_rate = 1e-3
+  return config

@@ -1,0 +1,187 @@
+"""Model heads, the multi-device step, and resumable training."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+from flax import traverse_util
+
+from asd_jax.data import synthetic
+from asd_jax.model import GatedFusion, arcface_logits, arcface_loss
+from asd_jax.model import build
+from asd_jax.train import step as step_lib
+from configs import default
+from tests.conftest import REPO
+
+
+def tiny_config(**train):
+  config = default.get_config()
+  config.data.clip_seconds = 1.0
+  config.train.batch_size = 8
+  config.model.embed_dim = 32
+  for key, value in train.items():
+    config.train[key] = value
+  return config
+
+
+def test_arcface_matches_hand_computation():
+  cos = jnp.array([[0.8, 0.1, -0.3], [0.2, 0.5, 0.4]])
+  labels = jnp.array([0, 2])
+  s, m = 30.0, 0.5
+  logits = np.asarray(arcface_logits(cos, labels, s, m))
+  expected = s * np.array([[np.cos(np.arccos(0.8) + m), 0.1, -0.3],
+                           [0.2, 0.5, np.cos(np.arccos(0.4) + m)]])
+  np.testing.assert_allclose(logits, expected, rtol=1e-5)
+  loss, acc = arcface_loss(cos, labels, s, m)
+  ce = [np.log(np.exp(row).sum()) - row[y] for row, y in zip(expected, [0, 2])]
+  np.testing.assert_allclose(float(loss), np.mean(ce), rtol=1e-5)
+  assert float(acc) == 0.5  # row 0 argmax 0 (right), row 1 argmax 1 (wrong)
+
+
+def test_masked_rows_do_not_count():
+  cos = jax.random.uniform(jax.random.PRNGKey(0), (4, 5), minval=-1, maxval=1)
+  mask = jnp.array([True, True, False, True])
+  a, _ = arcface_loss(cos, jnp.array([1, 2, -1, 4]), 30.0, 0.5, mask)
+  b, _ = arcface_loss(cos, jnp.array([1, 2, 3, 4]), 30.0, 0.5, mask)
+  c, _ = arcface_loss(cos[jnp.array([0, 1, 3])], jnp.array([1, 2, 4]), 30.0, 0.5)
+  np.testing.assert_allclose([float(a), float(b)], [float(c)] * 2, rtol=1e-6)
+  empty, _ = arcface_loss(cos, jnp.full((4,), -1), 30.0, 0.5, jnp.zeros(4, bool))
+  assert float(empty) == 0.0
+
+
+def test_gate_bias_starts_at_one():
+  tokens = jax.random.normal(jax.random.PRNGKey(0), (2, 2, 5, 8))
+  params = GatedFusion().init(jax.random.PRNGKey(1), tokens)['params']
+  assert float(params['gate']['bias'][0]) == 1.0
+  zeroed = jax.tree_util.tree_map(jnp.zeros_like, params)
+  zeroed['gate']['bias'] = params['gate']['bias']
+  fused, gate = GatedFusion().apply({'params': zeroed}, tokens)
+  np.testing.assert_allclose(np.asarray(gate), 1 / (1 + np.exp(-1.0)), rtol=1e-6)
+  np.testing.assert_allclose(np.asarray(fused), np.asarray(gate[..., None] * tokens[:, 0] +
+                                                           (1 - gate[..., None]) * tokens[:, 1]),
+                             rtol=1e-6)
+
+
+@pytest.mark.parametrize('branch', ['beats', 'audiomae'])
+def test_steps_on_eight_devices_equal_one_device(branch):
+  assert jax.device_count() == 8
+  config = tiny_config()
+  model, params = build.build_branch(config, branch, num_attributes=5)
+  params = jax.device_get(params)  # host copies: the step donates its device state
+  tx, schedule = step_lib.make_optimizer(config.optim, config.train.steps)
+  rng = np.random.default_rng(0)
+  batch = {'wave': rng.uniform(-0.5, 0.5, (8, 2, 16000)).astype(np.float32),
+           'attribute_id': np.array([0, 1, 2, 3, 4, -1, 0, 1]),
+           'domain_id': np.array([0, 1, 0, 0, 1, 0, 0, 0])}
+  results = []
+  for devices in (jax.devices(), jax.devices()[:1]):
+    mesh = step_lib.data_mesh(devices)
+    state = step_lib.replicate(mesh, step_lib.create_train_state(params, tx, build.is_trainable,
+                                                                 config.seed))
+    step = step_lib.compile_train_step(mesh, model=model, tx=tx, schedule=schedule,
+                                       arcface=config.arcface)
+    state, _ = step(state, step_lib.shard_batch(mesh, batch))  # lr is 0 at step 0 (warm-up)
+    results.append(jax.device_get(step(state, step_lib.shard_batch(mesh, batch))))
+  (state8, metrics8), (state1, metrics1) = results
+  np.testing.assert_allclose(metrics8['loss'], metrics1['loss'], rtol=1e-5)
+  flat8 = traverse_util.flatten_dict(state8.trainable)
+  flat1 = traverse_util.flatten_dict(state1.trainable)
+  for key in flat8:  # measured max |diff| ~1e-7 (reduction order)
+    np.testing.assert_allclose(flat8[key], flat1[key], atol=1e-5, err_msg=str(key))
+  before = traverse_util.flatten_dict(
+      step_lib.create_train_state(params, tx, build.is_trainable, 0).trainable)
+  assert all(np.abs(flat1[k] - before[k]).max() > 0 for k in flat1
+             if k[-1] in ('lora_b', 'kernel')), 'every trainable kernel moved'
+  frozen0 = traverse_util.flatten_dict(lora_frozen(params))
+  for key, value in traverse_util.flatten_dict(state8.frozen).items():
+    np.testing.assert_array_equal(value, frozen0[key])
+
+
+def lora_frozen(params):
+  from asd_jax.encoders import lora
+  return lora.split_trainable(params, build.is_trainable)[1]
+
+
+def test_bad_config_values_fail_in_one_line(tmp_path):
+  config = tiny_config()
+  config.branches = ('beats', 'wav2vec')
+  with pytest.raises(build.ConfigError, match="unknown encoder 'wav2vec'"):
+    build.validate(config, 1)
+  config = tiny_config()
+  config.lora.rank = 0
+  with pytest.raises(build.ConfigError, match='rank must be > 0'):
+    build.validate(config, 1)
+  config = tiny_config()
+  config.beats.checkpoint = str(tmp_path / 'nowhere')
+  with pytest.raises(build.ConfigError, match='not a converted checkpoint folder'):
+    build.validate(config, 1)
+  config = tiny_config()
+  config.train.batch_size = 12
+  with pytest.raises(build.ConfigError, match='does not split over 8 devices'):
+    build.validate(config, 8)
+
+
+def _train_command(data, workdir, steps):
+  return [sys.executable, '-m', 'asd_jax.cli.main', 'train', f'--data_dir={data}',
+          f'--workdir={workdir}', '--config.branches=beats', f'--config.train.steps={steps}',
+          '--config.train.checkpoint_every=5', '--config.train.log_every=5',
+          '--config.train.eval_every=100', '--config.train.batch_size=8',
+          '--config.data.clip_seconds=1.0', '--config.data.num_workers=1',
+          '--config.optim.warmup_steps=5']
+
+
+def _final_trainable(workdir, step):
+  path = os.path.join(workdir, 'train/beats/checkpoints', str(step), 'state')
+  with ocp.StandardCheckpointer() as checkpointer:
+    return traverse_util.flatten_dict(checkpointer.restore(path)['trainable'])
+
+
+def test_killed_run_resumes_to_identical_parameters(tmp_path):
+  data = str(tmp_path / 'data')
+  synthetic.generate(data, synthetic.SynthConfig(machines=('fan', 'valve'), clip_seconds=1.0,
+                                                 source_train=10, target_train=2,
+                                                 test_per_group=1))
+  env = {**os.environ, 'PYTHONPATH': REPO, 'XLA_FLAGS': ''}
+  steps = 30
+  straight = str(tmp_path / 'straight')
+  done = subprocess.run(_train_command(data, straight, steps), env=env, capture_output=True,
+                        text=True, timeout=600)
+  assert done.returncode == 0, done.stderr[-2000:]
+
+  interrupted = str(tmp_path / 'interrupted')
+  proc = subprocess.Popen(_train_command(data, interrupted, steps), env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  first = os.path.join(interrupted, 'train/beats/checkpoints/5')
+  deadline = time.time() + 300
+  while not os.path.isdir(first) and time.time() < deadline and proc.poll() is None:
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  saved = [int(s) for s in os.listdir(os.path.join(interrupted, 'train/beats/checkpoints'))
+           if s.isdigit()]
+  assert saved and max(saved) < steps, f'the run was not interrupted early enough: {saved}'
+  resumed = subprocess.run(_train_command(data, interrupted, steps), env=env,
+                           capture_output=True, text=True, timeout=600)
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  assert f'resumed from {max(saved)}' in resumed.stdout
+
+  a, b = _final_trainable(straight, steps), _final_trainable(interrupted, steps)
+  assert a.keys() == b.keys()
+  for key in a:
+    np.testing.assert_allclose(a[key], b[key], atol=1e-6, err_msg=str(key))
+  with open(os.path.join(straight, 'train/beats/metrics.jsonl')) as f:
+    log = [json.loads(line) for line in f]
+  assert [r['step'] for r in log] == [5, 10, 15, 20, 25, 30]
+  assert log[-1]['loss'] < log[0]['loss']
+  with open(os.path.join(interrupted, 'train/beats/metrics.jsonl')) as f:
+    assert [json.loads(line)['step'] for line in f] == [5, 10, 15, 20, 25, 30]
+  again = subprocess.run(_train_command(data, interrupted, steps), env=env, capture_output=True,
+                         text=True, timeout=600)
+  assert 'already finished' in again.stdout
