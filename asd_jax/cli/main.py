@@ -9,6 +9,7 @@ COMMANDS = {
     'inspect': 'validate a DCASE-layout dataset and print its summary',
     'train': 'train the configured encoder branches (LoRA, gated fusion, ArcFace)',
     'run': 'the whole job: synth (if needed), train, embed, score, baselines, evaluate',
+    'evaluate': 'score a submission folder against ground truth (official metrics)',
 }
 
 

@@ -1,13 +1,33 @@
-"""asd-jax run: the whole job (synth, train, embed, score, baselines, evaluate).
+"""asd-jax run [--data_dir=D] --workdir=W [--config=configs/X.py --config.field=value]
 
-Not wired up yet: the training and scoring stages land with their issues. The command exists so
-README's second command is stable; it says so and exits 0.
+The whole job: (without --data_dir, the built-in synthetic dataset is written to W/data first)
+train every configured branch, embed all clips, score the submitted systems task2_1..task2_4 and
+the official autoencoder baselines, write W/submission/<system>/ and, where labels are known,
+W/results.md, W/results.csv (laid out like the report's Table 1) and W/plots/. Rerunning resumes:
+finished stages are skipped.
 """
-from absl import app
+from absl import app, flags
+
+from asd_jax.cli import common
+
+_DATA = flags.DEFINE_string('data_dir', None, 'DCASE-layout dataset root (default: make the '
+                            'built-in synthetic dataset in W/data)')
+_WORKDIR = flags.DEFINE_string('workdir', 'workdir', 'output folder (resumed when it exists)')
+_CONFIG = common.define_config_flag()
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  print('asd-jax run: not yet available — the end-to-end job lands with the training and '
-        'scoring issues. Available now: python -m checkpoints_convert, asd_jax.encoders.')
+  config = _CONFIG.value
+  import jax
+  from asd_jax import job
+  from asd_jax.data import layout
+  from asd_jax.evaluation.submission import SubmissionError
+  from asd_jax.model.build import ConfigError, validate
+  try:
+    validate(config, jax.device_count())
+    common.start_jax(config)
+    job.run_job(config, _DATA.value, _WORKDIR.value)
+  except (ConfigError, layout.DatasetError, SubmissionError) as e:
+    common.fail(str(e))

@@ -1,0 +1,1 @@
+"""Official DCASE Task 2 baselines (autoencoder: MSE and selective Mahalanobis)."""

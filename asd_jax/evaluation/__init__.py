@@ -1,0 +1,1 @@
+"""Metrics (AUC, pAUC, harmonic means), DCASE CSV I/O, the results table and plots."""

@@ -1,0 +1,47 @@
+"""Per-machine ROC curves and score histograms (normal vs anomaly, source vs target)."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+def plot_machine(path_stem: str, title: str, labels, scores, domains) -> list[str]:
+  """Writes <stem>_roc.png and <stem>_hist.png; returns their paths."""
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  from sklearn.metrics import roc_curve
+  labels, scores, domains = map(np.asarray, (labels, scores, domains))
+  os.makedirs(os.path.dirname(path_stem), exist_ok=True)
+  written = []
+  fig, ax = plt.subplots(figsize=(4.5, 4.5))
+  for domain in ('source', 'target'):
+    keep = (domains == domain) | (labels == 1)
+    if (labels[keep] == 0).any() and (labels[keep] == 1).any():
+      fpr, tpr, _ = roc_curve(labels[keep], scores[keep])
+      ax.plot(fpr, tpr, label=f'{domain} normals vs all anomalies')
+  ax.plot([0, 1], [0, 1], 'k:', lw=0.8)
+  ax.axvline(0.1, color='grey', lw=0.8, ls='--')
+  ax.set(xlabel='false positive rate', ylabel='true positive rate', title=f'ROC: {title}')
+  ax.legend(fontsize=8, loc='lower right')
+  fig.tight_layout()
+  written.append(f'{path_stem}_roc.png')
+  fig.savefig(written[-1], dpi=110)
+  plt.close(fig)
+  fig, ax = plt.subplots(figsize=(6, 3.5))
+  bins = np.linspace(scores.min(), scores.max(), 30)
+  for label, name in ((0, 'normal'), (1, 'anomaly')):
+    for domain, style in (('source', 'stepfilled'), ('target', 'step')):
+      chosen = scores[(labels == label) & (domains == domain)]
+      if len(chosen):
+        ax.hist(chosen, bins=bins, histtype=style, alpha=0.5 if style == 'stepfilled' else 1,
+                lw=1.5, label=f'{name} / {domain}', color='tab:blue' if label == 0 else 'tab:red',
+                ls='-' if domain == 'source' else '--')
+  ax.set(xlabel='anomaly score', ylabel='clips', title=f'Scores: {title}')
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  written.append(f'{path_stem}_hist.png')
+  fig.savefig(written[-1], dpi=110)
+  plt.close(fig)
+  return written

@@ -1,0 +1,1 @@
+"""Inference: embeddings of trained branches."""

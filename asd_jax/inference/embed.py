@@ -1,0 +1,66 @@
+"""Embeddings of every clip for a trained branch, in a channel mode, cached on disk.
+
+The cache (W/embeddings/<branch>_<mode>.npz) records the identity of its inputs (clip files,
+sizes and times, the checkpoint step, the audio settings); a mismatch means stale, recomputed.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+
+import jax
+import numpy as np
+
+from asd_jax.data import pipeline
+from asd_jax.data.layout import Clip
+from asd_jax.io import atomic_write_bytes
+from asd_jax.scoring.systems import LEFT_DUPLICATED
+
+
+def inputs_identity(clips: list[Clip], step: int, audio: pipeline.AudioConfig,
+                    mode: str) -> str:
+  digest = hashlib.sha1()
+  for clip in clips:
+    stat = os.stat(clip.path)
+    digest.update(f'{clip.path}|{stat.st_size}|{stat.st_mtime_ns}\n'.encode())
+  digest.update(json.dumps([step, audio.clip_seconds, audio.mono, mode]).encode())
+  return digest.hexdigest()
+
+
+def extract(model, params, clips: list[Clip], audio: pipeline.AudioConfig, mode: str,
+            batch_size: int, num_workers: int = 0, progress: bool = True) -> np.ndarray:
+  """[len(clips), E] embeddings in evaluation mode (centred crops, no augmentation)."""
+  from tqdm import tqdm
+  predict = jax.jit(lambda p, wave: model.apply({'params': p}, wave)['embedding'])
+  records = [{'path': c.path, 'sample_rate': c.sample_rate, 'index': i}
+             for i, c in enumerate(clips)]
+  out = None
+  batches = pipeline.padded_batches(
+      pipeline.eval_dataset(records, audio, batch_size, num_workers), batch_size)
+  total = -(-len(clips) // batch_size)
+  for batch in tqdm(batches, total=total, desc=f'embed {mode}', unit='batch',
+                    disable=not progress):
+    wave = batch['wave']
+    if mode == LEFT_DUPLICATED:
+      wave = np.repeat(wave[:, :1], 2, axis=1)
+    emb = np.asarray(predict(params, wave))
+    if out is None:
+      out = np.zeros((len(clips), emb.shape[1]), np.float32)
+    valid = batch['valid']
+    out[batch['index'][valid]] = emb[valid]
+  return out
+
+
+def cached_embeddings(path: str, identity: str, compute) -> np.ndarray:
+  """Loads `path` when its identity matches, else computes and writes it atomically."""
+  if os.path.exists(path):
+    with np.load(path) as cached:
+      if str(cached['identity']) == identity:
+        return cached['embeddings']
+  embeddings = compute()
+  buffer = io.BytesIO()
+  np.savez(buffer, embeddings=embeddings, identity=np.array(identity))
+  atomic_write_bytes(path, buffer.getvalue())
+  return embeddings

@@ -1,0 +1,212 @@
+"""`asd-jax run`: the whole job, stage by stage, each skipped when its outputs are complete.
+
+synth (without --data_dir) -> train each branch -> embed (two-channel, left-duplicated) ->
+score task2_1..task2_4 -> official AE baselines -> evaluate (where labels are known):
+W/submission/<system>/*.csv, W/results.{md,csv}, W/plots/, W/timings.json.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+
+import numpy as np
+
+from asd_jax.data import layout, synthetic
+from asd_jax.evaluation import evaluate as evaluate_lib
+from asd_jax.evaluation import plots, report, submission
+from asd_jax.inference import embed
+from asd_jax.io import atomic_write_text
+from asd_jax.scoring import systems as systems_lib
+from asd_jax.train import loop
+
+MAIN_SYSTEM = 'task2_1'
+BASELINES = ('baseline_mse', 'baseline_mahalanobis')
+
+
+class Job:
+  def __init__(self, config, workdir: str, progress: bool = True):
+    self.config = config
+    self.workdir = os.path.abspath(workdir)
+    self.progress = progress
+    self.timings: dict[str, float] = {}
+
+  @contextlib.contextmanager
+  def stage(self, name: str):
+    print(f'== {name}', flush=True)
+    start = time.perf_counter()
+    yield
+    self.timings[name] = round(time.perf_counter() - start, 1)
+
+  def _marker(self, name: str) -> str:
+    return os.path.join(self.workdir, 'stages', f'{name}.done')
+
+  def done(self, name: str, identity: str) -> bool:
+    path = self._marker(name)
+    return os.path.exists(path) and open(path).read() == identity
+
+  def mark(self, name: str, identity: str) -> None:
+    atomic_write_text(self._marker(name), identity)
+
+  def submission_dir(self, system: str) -> str:
+    return os.path.join(self.workdir, 'submission', system)
+
+  # --- stages -------------------------------------------------------------------------------
+
+  def dataset(self, data_dir: str | None) -> layout.Manifest:
+    if data_dir is None:
+      data_dir = os.path.join(self.workdir, 'data')
+      with self.stage('synth'):
+        if os.path.isdir(data_dir):
+          print(f'using the synthetic dataset already in {data_dir}')
+        else:
+          from tqdm import tqdm
+          count = synthetic.generate(data_dir, synthetic.SynthConfig(seed=self.config.seed),
+                                     progress=lambda p: tqdm(p, desc='synth', unit='clip',
+                                                             disable=not self.progress))
+          print(f'wrote {count} clips to {data_dir}')
+    manifest = layout.scan_dataset(data_dir, strict=False)
+    if manifest.problems:
+      print(f'{len(manifest.problems)} files skipped (see warnings)')
+    return manifest
+
+  def train(self, manifest) -> None:
+    with self.stage('train'):
+      for branch in self.config.branches:
+        summary = loop.train_branch(self.config, branch, manifest, self.workdir, self.progress)
+        if summary['skipped']:
+          print(f'{branch}: already trained ({summary["steps"]} steps)')
+
+  def embed(self, manifest) -> dict:
+    """{(branch, mode): [n_clips, E]} for every trained branch and both channel modes."""
+    out = {}
+    audio = loop.audio_config(self.config)
+    with self.stage('embed'):
+      for branch in self.config.branches:
+        trained = loop.load_trained(self.config, branch, manifest, self.workdir)
+        step = int(trained.state.step)
+        for mode in (systems_lib.TWO_CHANNEL, systems_lib.LEFT_DUPLICATED):
+          path = os.path.join(self.workdir, 'embeddings', f'{branch}_{mode}.npz')
+          identity = embed.inputs_identity(manifest.clips, step, audio, mode)
+          out[branch, mode] = embed.cached_embeddings(path, identity, lambda: embed.extract(
+              trained.model, trained.params, manifest.clips, audio, mode,
+              self.config.embed.batch_size, self.config.data.num_workers, self.progress))
+    return out
+
+  def write_system(self, name: str, manifest, per_machine: dict) -> None:
+    """per_machine: {machine: (test scores, threshold)} in the order of the test clips."""
+    for machine, (scores, threshold) in per_machine.items():
+      test = [c for c in manifest.clips if c.machine == machine and c.split == 'test']
+      for section in sorted({c.section for c in test}):
+        rows = [i for i, c in enumerate(test) if c.section == section]
+        submission.write_section(self.submission_dir(name), machine, section,
+                                 [test[i].file_name for i in rows], scores[rows],
+                                 scores[rows] > threshold)
+
+  def score(self, manifest, embeddings) -> list[str]:
+    written = []
+    with self.stage('score'):
+      scorer = systems_lib.SystemScorer(manifest.clips, embeddings, self.config.score)
+      for system in systems_lib.presets(self.config.score):
+        if not scorer.available(system):
+          print(f'{system.name}: skipped (needs branches {system.branches})')
+          continue
+        per_machine = {}
+        for machine in manifest.machines:
+          scores = scorer.score(system, machine)
+          per_machine[machine] = (scores.test, scores.threshold)
+        self.write_system(system.name, manifest, per_machine)
+        written.append(system.name)
+    return written
+
+  def baselines(self, manifest, identity: str) -> list[str]:
+    from asd_jax.baselines import autoencoder
+    with self.stage('baselines'):
+      if self.done('baselines', identity):
+        print('baselines: already scored')
+        return list(BASELINES)
+      from tqdm import tqdm
+      c = self.config.baseline
+      mse, maha = {}, {}
+      for machine in tqdm(manifest.machines, desc='baseline AE', unit='machine',
+                          disable=not self.progress):
+        train = manifest.select(machine=machine, split='train')
+        test = manifest.select(machine=machine, split='test')
+        vectors = [autoencoder.clip_vectors(x.path, c.channel, self.config.data.mono)
+                   for x in train]
+        domains = np.concatenate([[x.domain] * len(v) for x, v in zip(train, vectors)])
+        ae = autoencoder.train_autoencoder(np.concatenate(vectors), domains, c.epochs,
+                                           c.batch_size, c.learning_rate, self.config.seed)
+        ref = np.array([ae.scores(v) for v in vectors])
+        got = np.array([ae.scores(autoencoder.clip_vectors(x.path, c.channel,
+                                                           self.config.data.mono))
+                        for x in test])
+        for column, target in ((0, mse), (1, maha)):
+          target[machine] = (got[:, column], systems_lib.gamma_threshold(
+              ref[:, column], self.config.score.decision_quantile))
+      self.write_system('baseline_mse', manifest, mse)
+      self.write_system('baseline_mahalanobis', manifest, maha)
+      self.mark('baselines', identity)
+    return list(BASELINES)
+
+  def evaluate(self, manifest, systems: list[str]) -> str | None:
+    truth = ground_truth(manifest)
+    if not truth:
+      print('no labelled test clips: submission written, nothing to evaluate')
+      return None
+    with self.stage('evaluate'):
+      results = {s: evaluate_lib.evaluate_submission(self.submission_dir(s), truth)
+                 for s in systems}
+      report.write_results(results, os.path.join(self.workdir, 'results.md'),
+                           os.path.join(self.workdir, 'results.csv'),
+                           preamble='# Results (%)\n\n')
+      if MAIN_SYSTEM in systems:
+        scores = submission.read_scores(self.submission_dir(MAIN_SYSTEM))
+        for (machine, section), clips in sorted(truth.items()):
+          names = sorted(clips)
+          plots.plot_machine(os.path.join(self.workdir, 'plots', f'{machine}_{section}'),
+                             f'{machine} section {section} ({MAIN_SYSTEM})',
+                             [clips[n][0] for n in names],
+                             [scores[machine, section][n] for n in names],
+                             [clips[n][1] for n in names])
+      return report.text_table(results)
+
+
+def ground_truth(manifest) -> dict:
+  """{(machine, section): {file_name: (label, domain)}} for sections whose test clips all have
+  labels and domains (from names or ground_truth/ CSVs)."""
+  truth: dict = {}
+  complete: dict = {}
+  for clip in manifest.clips:
+    if clip.split != 'test':
+      continue
+    key = (clip.machine, clip.section)
+    known = clip.label is not None and clip.domain is not None
+    complete[key] = complete.get(key, True) and known
+    if known:
+      truth.setdefault(key, {})[clip.file_name] = (int(clip.label == 'anomaly'), clip.domain)
+  return {k: v for k, v in truth.items() if complete[k]}
+
+
+def run_job(config, data_dir: str | None, workdir: str, progress: bool = True) -> Job:
+  job = Job(config, workdir, progress)
+  start = time.perf_counter()
+  manifest = job.dataset(data_dir)
+  job.train(manifest)
+  embeddings = job.embed(manifest)
+  systems = job.baselines(manifest, embed.inputs_identity(manifest.clips, 0,
+                                                          loop.audio_config(config), 'baseline'))
+  systems += job.score(manifest, embeddings)
+  table = job.evaluate(manifest, systems)
+  job.timings['total'] = round(time.perf_counter() - start, 1)
+  atomic_write_text(os.path.join(job.workdir, 'timings.json'), json.dumps(job.timings, indent=2))
+  if table:
+    print('\n' + table + '\n')
+  print(f'submission folders: {os.path.join(job.workdir, "submission")}/<system>')
+  if table:
+    print(f'results: {job.workdir}/results.md, results.csv; plots: {job.workdir}/plots/')
+  print('stage times (s): ' + ', '.join(f'{k} {v}' for k, v in job.timings.items()))
+  logging.info('timings %s', job.timings)
+  return job

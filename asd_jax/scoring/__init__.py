@@ -1,0 +1,1 @@
+"""Normal-reference scoring: Ledoit-Wolf, Mahalanobis and kNN, robust z, fusion, systems."""
