@@ -47,13 +47,13 @@ class MachineSpec:
 
 
 MACHINES = {
-    'fan': MachineSpec((('spd', (18, 24), (30,)), ('bld', (5, 7), (6,))),
+    'fan': MachineSpec((('spd', (18, 24), (21,)), ('bld', (5, 7), (6,))),
                        ('imbalance', 'blade_damage')),
-    'bearing': MachineSpec((('rpm', (20, 28), (35,)), ('load', (1, 2), (3,))),
+    'bearing': MachineSpec((('rpm', (20, 28), (24,)), ('load', (1, 3), (2,))),
                            ('outer_race', 'inner_race')),
-    'valve': MachineSpec((('pat', (1, 2), (3,)), ('flow', (1, 2), (3,))),
+    'valve': MachineSpec((('pat', (2, 4), (3,)), ('flow', (2, 4), (3,))),
                          ('leak', 'stuck')),
-    'gearbox': MachineSpec((('rpm', (15, 20), (26,)), ('teeth', (21, 27), (24,))),
+    'gearbox': MachineSpec((('rpm', (15, 21), (18,)), ('teeth', (21, 27), (24,))),
                            ('broken_tooth', 'wear')),
 }
 
@@ -117,7 +117,7 @@ def machine_sound(machine: str, attrs: dict, anomaly: str | None, severity: floa
       hits = _impulse_train(rng, t, 5.4 * shaft, 4200, 500)
       x = x + severity * 0.5 * hits * (1 + 0.8 * np.sin(2 * np.pi * shaft * t))
   elif machine == 'valve':
-    period = 0.5 * attrs['pat'] * wobble
+    period = 0.25 * attrs['pat'] * wobble
     phase = rng.uniform(0, period)
     if anomaly == 'stuck':  # irregular cycle: openings jitter and some never close
       phase_t = (t + phase + severity * 0.25 * period * np.sin(2 * np.pi * t / (3 * period)))
@@ -125,7 +125,7 @@ def machine_sound(machine: str, attrs: dict, anomaly: str | None, severity: floa
       phase_t = t + phase
     open_ = ((phase_t % period) < 0.4 * period).astype(float)
     open_ = np.convolve(open_, np.ones(80) / 80, mode='same')
-    flow = _bandpass_noise(rng, n, 300 * attrs['flow'], 1500 * attrs['flow'])
+    flow = _bandpass_noise(rng, n, 150 * attrs['flow'], 750 * attrs['flow'])
     clicks = np.abs(np.diff(open_, prepend=open_[0])) * 60 * _bandpass_noise(rng, n, 2000, 7000)
     x = open_ * flow + clicks + 0.05 * _bandpass_noise(rng, n, 50, 500)
     if anomaly == 'leak':
@@ -157,7 +157,7 @@ def room_response(rng: np.random.Generator, rt60: float) -> np.ndarray:
 def two_channels(source: np.ndarray, rng: np.random.Generator, domain: str) -> np.ndarray:
   """[2, n]: near field (clean-ish) and far field (delayed, reverberant, noisy)."""
   n = len(source)
-  noise_level = 0.08 if domain == 'source' else 0.12  # the target site is a little noisier
+  noise_level = 0.08 if domain == 'source' else 0.1  # the target site is a little noisier
   near = source + noise_level * 0.3 * _pink_noise(rng, n)
   delay = int(rng.uniform(0.003, 0.008) * SAMPLE_RATE)
   far = np.convolve(source, room_response(rng, rng.uniform(0.05, 0.15)))[:n]

@@ -1,0 +1,83 @@
+"""`asd-jax run` end to end on a tiny synthetic dataset: outputs, resume, unlabelled data."""
+import os
+import shutil
+
+import pytest
+
+from asd_jax import job
+from asd_jax.data import synthetic
+from configs import default
+
+SYSTEMS = ['baseline_mahalanobis', 'baseline_mse', 'task2_1', 'task2_2', 'task2_3', 'task2_4']
+
+
+def tiny_config():
+  config = default.get_config()
+  config.data.clip_seconds = 1.0
+  config.data.num_workers = 0
+  config.train.steps = 4
+  config.train.batch_size = 8
+  config.train.eval_every = 4
+  config.train.checkpoint_every = 4
+  config.audiomae.tiny.num_frames = 96
+  config.embed.batch_size = 8
+  config.baseline.epochs = 2
+  return config
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+  root = str(tmp_path_factory.mktemp('run') / 'data')
+  synthetic.generate(root, synthetic.SynthConfig(machines=('fan', 'valve'), clip_seconds=1.0,
+                                                 source_train=8, target_train=3,
+                                                 test_per_group=3))
+  return root
+
+
+def test_run_writes_every_output_and_resumes(data, tmp_path, capsys):
+  workdir = str(tmp_path / 'w')
+  first = job.run_job(tiny_config(), data, workdir, progress=False)
+  out = capsys.readouterr().out
+  assert sorted(os.listdir(os.path.join(workdir, 'submission'))) == SYSTEMS
+  for system in SYSTEMS:
+    files = sorted(os.listdir(os.path.join(workdir, 'submission', system)))
+    assert files == [f'{kind}_{m}_section_00_test.csv' for kind in ('anomaly_score',
+                                                                     'decision_result')
+                     for m in ('fan', 'valve')]
+    with open(os.path.join(workdir, 'submission', system, files[0])) as f:
+      assert len(f.read().splitlines()) == 12
+  with open(os.path.join(workdir, 'results.md')) as f:
+    table = f.read()
+  for title in ('Baseline MSE', 'Baseline Mahalanobis', 'task2_1', 'task2_4', 'All (hmean)',
+                'Official score', 'AUC(target)'):
+    assert title in table
+  assert sorted(os.listdir(os.path.join(workdir, 'plots'))) == [
+      'fan_00_hist.png', 'fan_00_roc.png', 'valve_00_hist.png', 'valve_00_roc.png']
+  assert 'Official score' in out and set(first.timings) >= {'train', 'embed', 'score', 'total'}
+
+  second = job.run_job(tiny_config(), data, workdir, progress=False)
+  out = capsys.readouterr().out
+  assert 'beats: already trained' in out and 'baselines: already scored' in out
+  assert second.timings['train'] < first.timings['train']
+  with open(os.path.join(workdir, 'results.md')) as f:
+    assert f.read() == table  # same models, same cached embeddings, same scores
+
+
+def test_unlabelled_data_gets_a_submission_but_no_results(data, tmp_path, capsys):
+  root = str(tmp_path / 'eval')
+  shutil.copytree(data, root)
+  shutil.rmtree(os.path.join(root, 'ground_truth'))
+  for machine in ('fan', 'valve'):  # rename test clips the way evaluation data is named
+    folder = os.path.join(root, 'dev_data/raw', machine, 'test')
+    for i, name in enumerate(sorted(os.listdir(folder))):
+      os.rename(os.path.join(folder, name), os.path.join(folder, f'section_00_{i:04d}.wav'))
+  workdir = str(tmp_path / 'w')
+  config = tiny_config()
+  config.branches = ('beats',)
+  job.run_job(config, root, workdir, progress=False)
+  assert 'nothing to evaluate' in capsys.readouterr().out
+  assert not os.path.exists(os.path.join(workdir, 'results.md'))
+  assert sorted(os.listdir(os.path.join(workdir, 'submission'))) == [
+      'baseline_mahalanobis', 'baseline_mse', 'task2_4']
+  with open(os.path.join(workdir, 'submission/task2_4/anomaly_score_fan_section_00_test.csv')) as f:
+    assert f.readline().startswith('section_00_0000.wav,')
