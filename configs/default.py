@@ -18,12 +18,14 @@ def encoder_branch(kind: str) -> ml_collections.ConfigDict:
   if kind == 'beats':
     # Same architecture as the released BEATs (post-LN DeepNorm, gated relative position bias,
     # conv positional embedding), scaled down: names as in the official cfg dict.
-    branch.tiny = dict(embed_dim=32, encoder_layers=2, encoder_embed_dim=64,
-                       encoder_ffn_embed_dim=128, encoder_attention_heads=2, conv_pos=16,
+    # The patch embedding keeps all 256 values of a 16x16 patch (narrower patch embeddings
+    # measurably lose the spectral detail the scores depend on).
+    branch.tiny = dict(embed_dim=256, encoder_layers=2, encoder_embed_dim=128,
+                       encoder_ffn_embed_dim=256, encoder_attention_heads=2, conv_pos=16,
                        conv_pos_groups=4, dropout=0.0, attention_dropout=0.0)
   else:
     # A timm ViT as in AudioMAE; num_frames sets the padded input length (multiple of 16).
-    branch.tiny = dict(embed_dim=64, depth=2, num_heads=2, mlp_dim=128, num_frames=208)
+    branch.tiny = dict(embed_dim=128, depth=2, num_heads=2, mlp_dim=256, num_frames=208)
   return branch
 
 

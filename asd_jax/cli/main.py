@@ -36,6 +36,8 @@ def main(argv=None) -> None:
   for flag in flags.FLAGS.flags_by_module_dict().get(module.__name__, []):
     flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
   sys.modules['__main__'].__doc__ = module.__doc__
+  # Library INFO logs (Orbax, XLA) drown the progress bars: warnings only, --verbosity=0 for all.
+  flags.FLAGS.set_default('verbosity', -1)
   app.run(module.main, argv=[f'asd-jax {command}', *argv[2:]])
 
 

@@ -24,9 +24,9 @@ class SynthConfig:
   """Size of the generated dataset; the defaults keep the full run to minutes on 2 cores."""
   machines: tuple[str, ...] = ('fan', 'bearing', 'valve', 'gearbox')
   clip_seconds: float = 4.0
-  source_train: int = 48  # normal source-domain training clips per machine
-  target_train: int = 6  # few target-domain clips, as in DCASE
-  test_per_group: int = 10  # test clips per (domain, normal/anomaly)
+  source_train: int = 150  # normal source-domain training clips per machine
+  target_train: int = 10  # few target-domain clips, as in DCASE
+  test_per_group: int = 25  # test clips per (domain, normal/anomaly)
   seed: int = 0
 
   def __post_init__(self):

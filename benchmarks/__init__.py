@@ -1,0 +1,1 @@
+"""Throughput of the JAX path against PyTorch (asd-jax bench); torch is an optional extra."""
