@@ -9,7 +9,7 @@ setup(
     long_description_content_type='text/markdown',
     python_requires='>=3.10,<3.13',
     packages=find_packages(include=['asd_jax', 'asd_jax.*', 'checkpoints_convert',
-                                    'checkpoints_convert.*', 'configs']),
+                                    'checkpoints_convert.*', 'configs', 'benchmarks']),
     install_requires=[
         'jax>=0.6,<0.11',
         'flax>=0.10.4,<0.13',

@@ -10,6 +10,7 @@ COMMANDS = {
     'train': 'train the configured encoder branches (LoRA, gated fusion, ArcFace)',
     'run': 'the whole job: synth (if needed), train, embed, score, baselines, evaluate',
     'evaluate': 'score a submission folder against ground truth (official metrics)',
+    'bench': 'throughput of the JAX path against the PyTorch reference',
 }
 
 

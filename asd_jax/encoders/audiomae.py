@@ -63,7 +63,8 @@ class AudioMAEEncoder(nn.Module):
     blocks = nn.scan(ViTBlock, variable_axes={'params': 0},
                      split_rngs={'params': True, 'dropout': True},
                      in_axes=nn.broadcast, length=c.depth)
-    x, _ = blocks(c, self.lora, deterministic, self.dtype, name='blocks')(x, None)
+    x, _ = blocks(c, self.lora, deterministic, self.dtype, name='blocks')(x.astype(self.dtype),
+                                                                          None)
     if c.finetuned:
       if classify:
         pooled = nn.LayerNorm(c.layer_norm_eps, name='fc_norm')(x[:, 1:].mean(axis=1))

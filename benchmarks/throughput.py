@@ -1,0 +1,331 @@
+"""asd-jax bench: JAX against PyTorch in one run, each case in a fresh process.
+
+Cases: encoder forward (full-size BEATs / AudioMAE, random weights in the official layout,
+converted by checkpoints_convert; 10-s clips; batch 1, 4, 16), one LoRA training step (two
+channels, gated fusion, ArcFace heads), and normal-reference scoring (kNN k=3 cosine and
+Ledoit-Wolf Mahalanobis, 10 000 x 256 bank, 2 000 queries) against scikit-learn. Compile /
+warm-up time is reported apart from the steady-state time (median of repeats); peak memory is
+the case process's maximum RSS; GFLOP/s uses XLA's flop count of the same computation.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+SIZES = {
+    'full': dict(layers=12, seconds=10.0, batches=(1, 4, 16), repeats=5, train_batch=4,
+                 bank=10000, queries=2000, dim=256),
+    'quick': dict(layers=4, seconds=4.0, batches=(1, 4), repeats=3, train_batch=2,
+                  bank=10000, queries=2000, dim=256),
+    # Code-path checks in the tests: one layer, one second, tiny banks.
+    'toy': dict(layers=1, seconds=1.0, batches=(1,), repeats=1, train_batch=1,
+                bank=300, queries=20, dim=16),
+}
+
+
+def _timed(fn, repeats: int) -> tuple[float, float]:
+  """(first call seconds, median of `repeats` further calls)."""
+  start = time.perf_counter()
+  fn()
+  first = time.perf_counter() - start
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return first, statistics.median(times)
+
+
+def _beats_cfg(layers: int) -> dict:
+  from checkpoints_convert.official_layout import BEATS_BASE_CFG
+  return {**BEATS_BASE_CFG, 'encoder_layers': layers}
+
+
+def _official_state(model: str, layers: int) -> tuple[dict, dict | None]:
+  from checkpoints_convert import official_layout
+  if model == 'beats':
+    cfg = _beats_cfg(layers)
+    return official_layout.beats_state_dict(cfg), cfg
+  return official_layout.audiomae_state_dict(depth=layers), None
+
+
+def _jax_encoder(model: str, layers: int, dtype: str):
+  import jax.numpy as jnp
+  from asd_jax.encoders import Encoder
+  from checkpoints_convert import convert
+  state, cfg = _official_state(model, layers)
+  converted = (convert.convert_beats({'cfg': cfg, 'model': state}, 'bench') if model == 'beats'
+               else convert.convert_audiomae({'model': state}, 'bench'))
+  return Encoder(converted.config, converted.params,
+                 dtype=jnp.bfloat16 if dtype == 'bfloat16' else jnp.float32)
+
+
+def _torch_encoder(model: str, layers: int, reference: str | None):
+  from benchmarks import torch_mirror
+  state, cfg = _official_state(model, layers)
+  if model == 'beats' and reference:
+    sys.path.insert(0, os.path.join(reference, 'beats'))
+    try:
+      from BEATs import BEATs, BEATsConfig  # the official module (needs torchaudio)
+    except ImportError as e:
+      raise SystemExit(f'error: {reference}/beats: cannot import the official BEATs ({e})')
+    import torch
+    official = BEATs(BEATsConfig(cfg))
+    official.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+    official.eval()
+    return lambda wave: official.extract_features(wave)[0]
+  module = (torch_mirror.BEATsTorch(cfg) if model == 'beats'
+            else torch_mirror.AudioMAETorch(depth=layers))
+  return torch_mirror.load_official(module, state)
+
+
+def encoder_case(case: dict) -> dict:
+  size = SIZES[case['size']]
+  wave = np.random.default_rng(0).uniform(-0.5, 0.5, (case['batch'], int(size['seconds'] * 16000))
+                                          ).astype(np.float32)
+  result = {}
+  if case['framework'] == 'jax':
+    import jax
+    encoder = _jax_encoder(case['model'], size['layers'], case.get('dtype', 'float32'))
+    device_wave = jax.device_put(wave)
+    fn = lambda: encoder(device_wave).block_until_ready()
+    lowered = encoder._tokens.lower(encoder.params, device_wave)
+    result['gflop'] = lowered.compile().cost_analysis().get('flops', 0.0) / 1e9
+  else:
+    import torch
+    torch.set_num_threads(os.cpu_count())
+    module = _torch_encoder(case['model'], size['layers'], case.get('reference'))
+    if case['framework'] == 'torch_compile':
+      module = torch.compile(module)
+    tensor = torch.from_numpy(wave)
+
+    def fn():
+      with torch.inference_mode():
+        module(tensor)
+  first, steady = _timed(fn, size['repeats'])
+  result.update(compile_s=first - steady, step_s=steady, clips_per_s=case['batch'] / steady)
+  return result
+
+
+def train_case(case: dict) -> dict:
+  size = SIZES[case['size']]
+  batch = size['train_batch']
+  rng = np.random.default_rng(0)
+  wave = rng.uniform(-0.5, 0.5, (batch, 2, int(size['seconds'] * 16000))).astype(np.float32)
+  attribute = rng.integers(0, 8, batch)
+  domain = rng.integers(0, 2, batch)
+  if case['framework'] == 'jax':
+    import jax
+    import optax
+    from asd_jax.encoders import LoRAConfig, build_module
+    from asd_jax.encoders import lora as lora_lib
+    from asd_jax.encoders.encoder import front_end_preset
+    from asd_jax.model import ASDModel
+    from asd_jax.model.build import is_trainable
+    from asd_jax.train import step as step_lib
+    import ml_collections
+    encoder = _jax_encoder('beats', size['layers'], 'float32')
+    model = ASDModel(build_module(encoder.config, LoRAConfig(rank=8)),
+                     front_end_preset(encoder.config), 128, num_attributes=8)
+    params = model.init(jax.random.PRNGKey(0), wave[:1])['params']
+    params = dict(params, encoder=lora_lib.overlay(params['encoder'], encoder.params))
+    optim = ml_collections.ConfigDict(dict(learning_rate=1e-3, warmup_steps=1,
+                                           weight_decay=1e-4, grad_clip_norm=1.0))
+    tx, schedule = step_lib.make_optimizer(optim, 100)
+    mesh = step_lib.data_mesh(jax.devices()[:1])
+    state = step_lib.replicate(mesh, step_lib.create_train_state(params, tx, is_trainable, 0))
+    arcface = ml_collections.ConfigDict(dict(scale=30.0, margin=0.5))
+    train_step = step_lib.compile_train_step(mesh, model=model, tx=tx, schedule=schedule,
+                                             arcface=arcface)
+    batch_arrays = step_lib.shard_batch(mesh, {'wave': wave, 'attribute_id': attribute,
+                                               'domain_id': domain})
+    holder = {'state': state}
+
+    def fn():
+      holder['state'], metrics = train_step(holder['state'], batch_arrays)
+      metrics['loss'].block_until_ready()
+  else:
+    import torch
+    from benchmarks import torch_mirror
+    torch.set_num_threads(os.cpu_count())
+    model = torch_mirror.TwoChannelTorch(
+        _torch_encoder('beats', size['layers'], None).train(), num_attributes=8)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], 1e-3)
+    tensors = torch.from_numpy(wave), torch.from_numpy(attribute), torch.from_numpy(domain)
+
+    def fn():
+      optimizer.zero_grad()
+      loss = model.loss(*tensors)
+      loss.backward()
+      torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+      optimizer.step()
+  first, steady = _timed(fn, size['repeats'])
+  return dict(compile_s=first - steady, step_s=steady, clips_per_s=batch / steady)
+
+
+def scoring_case(case: dict) -> dict:
+  size = SIZES[case['size']]
+  rng = np.random.default_rng(0)
+  bank = rng.standard_normal((size['bank'], size['dim'])).astype(np.float32)
+  target = rng.standard_normal((size['bank'] // 100, size['dim'])).astype(np.float32) + 0.5
+  queries = rng.standard_normal((size['queries'], size['dim'])).astype(np.float32)
+  if case['framework'] == 'jax':
+    from asd_jax.scoring import distances
+    from asd_jax.scoring.ledoit_wolf import fit_ledoit_wolf
+    if case['method'] == 'knn':
+      fn = lambda: distances.knn_score(queries, bank, 3)
+    else:
+      banks = [fit_ledoit_wolf(bank), fit_ledoit_wolf(target)]
+      fn = lambda: distances.min_mahalanobis(queries, banks)
+  else:
+    from sklearn.covariance import LedoitWolf
+    from sklearn.neighbors import NearestNeighbors
+    if case['method'] == 'knn':
+      index = NearestNeighbors(n_neighbors=3, metric='cosine', algorithm='brute').fit(bank)
+      fn = lambda: index.kneighbors(queries)[0].mean(axis=1)
+    else:
+      fits = [LedoitWolf().fit(bank), LedoitWolf().fit(target)]
+      fn = lambda: np.sqrt(np.minimum(*[f.mahalanobis(queries) for f in fits]))
+  first, steady = _timed(fn, size['repeats'])
+  return dict(compile_s=first - steady, step_s=steady, clips_per_s=size['queries'] / steady)
+
+
+def matmul_case(case: dict) -> dict:
+  """Measured f32 matmul peak of this machine (the best of JAX and NumPy)."""
+  import jax
+  import jax.numpy as jnp
+  n = 2048
+  a = jax.random.normal(jax.random.PRNGKey(0), (n, n))
+  f = jax.jit(lambda x: x @ x)
+  _, jax_s = _timed(lambda: f(a).block_until_ready(), 5)
+  host = np.asarray(a)
+  _, np_s = _timed(lambda: host @ host, 5)
+  return dict(step_s=min(jax_s, np_s), gflops=2 * n**3 / min(jax_s, np_s) / 1e9)
+
+
+CASES = {'encoder': encoder_case, 'train': train_case, 'scoring': scoring_case,
+         'matmul': matmul_case}
+
+
+def run_in_subprocess(case: dict, timeout: float) -> dict:
+  """One case in a fresh interpreter, so its peak RSS is its own."""
+  proc = subprocess.run([sys.executable, '-m', 'benchmarks.throughput', json.dumps(case)],
+                        capture_output=True, text=True, timeout=timeout,
+                        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  if proc.returncode != 0:
+    tail = (proc.stderr.strip().splitlines() or ['no output'])[-1]
+    return {'error': tail[:200]}
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def plan(size_name: str, torch_available: bool, reference: str | None) -> list[dict]:
+  size = SIZES[size_name]
+  quick = size_name != 'full'
+  frameworks = ['jax'] + (['torch', 'torch_compile'] if torch_available else [])
+  cases = [{'kind': 'matmul'}]
+  for model in ('beats', 'audiomae'):
+    for batch in size['batches']:
+      for framework in frameworks:
+        if framework == 'torch_compile' and (quick and batch != size['batches'][-1]):
+          continue  # quick: torch.compile at the largest batch only (its compile is slow)
+        cases.append({'kind': 'encoder', 'model': model, 'batch': batch,
+                      'framework': framework, 'reference': reference})
+  cases.append({'kind': 'encoder', 'model': 'beats', 'batch': size['batches'][-1],
+                'framework': 'jax', 'dtype': 'bfloat16'})
+  for framework in ['jax'] + (['torch'] if torch_available else []):
+    cases.append({'kind': 'train', 'framework': framework})
+  for method in ('knn', 'mahalanobis'):
+    for framework in ('jax', 'sklearn'):
+      cases.append({'kind': 'scoring', 'method': method, 'framework': framework})
+  for case in cases:
+    case['size'] = size_name
+  return cases
+
+
+def label(case: dict) -> str:
+  if case['kind'] == 'encoder':
+    dtype = f" {case['dtype']}" if case.get('dtype') else ''
+    return f"{case['model']} forward b={case['batch']}{dtype}"
+  if case['kind'] == 'train':
+    return 'LoRA train step (BEATs)'
+  if case['kind'] == 'scoring':
+    return f"{case['method']} scoring"
+  return 'matmul peak'
+
+
+def table(results: list[dict], peak: float) -> str:
+  """One row per case label: JAX vs the best reference in the same run."""
+  rows = {}
+  for r in results:
+    rows.setdefault(label(r['case']), {})[r['case']['framework'] if 'framework' in r['case']
+                                          else 'jax'] = r
+  header = ['case', 'JAX items/s', 'compile s', 'torch eager', 'torch.compile', 'sklearn',
+            'JAX / best ref', 'JAX GFLOP/s (% peak)', 'peak RSS MB (JAX / ref)']
+  lines = [header]
+  for name, by in rows.items():
+    if name == 'matmul peak':
+      continue
+    jax_r = by.get('jax', {})
+    refs = {k: v for k, v in by.items() if k != 'jax' and 'clips_per_s' in v}
+    best = max((v['clips_per_s'] for v in refs.values()), default=None)
+    fmt = lambda r: f"{r['clips_per_s']:.2f}" if r and 'clips_per_s' in r else (
+        r.get('error', '-')[:30] if r else '-')
+    gflops = ''
+    if jax_r.get('gflop'):
+      rate = jax_r['gflop'] / jax_r['step_s']
+      gflops = f'{rate:.0f} ({100 * rate / peak:.0f} %)'
+    rss = f"{jax_r.get('peak_rss_mb', 0):.0f} / " + ', '.join(
+        f"{v['peak_rss_mb']:.0f}" for v in refs.values() if 'peak_rss_mb' in v)
+    lines.append([name, fmt(jax_r), f"{jax_r.get('compile_s', 0):.1f}", fmt(by.get('torch')),
+                  fmt(by.get('torch_compile')), fmt(by.get('sklearn')),
+                  f"{jax_r['clips_per_s'] / best:.2f}x" if best and 'clips_per_s' in jax_r
+                  else '-', gflops, rss])
+  widths = [max(len(str(row[i])) for row in lines) for i in range(len(header))]
+  return '\n'.join('  '.join(str(c).ljust(w) for c, w in zip(row, widths)) for row in lines)
+
+
+def run_bench(quick: bool, json_path: str | None, reference: str | None, progress=True) -> dict:
+  try:
+    import torch  # noqa: F401
+    torch_available = True
+  except ImportError:
+    torch_available = False
+  import jax
+  cases = plan('quick' if quick else 'full', torch_available, reference)
+  results = []
+  from tqdm import tqdm
+  for case in tqdm(cases, desc='bench', unit='case', disable=not progress):
+    outcome = run_in_subprocess(case, timeout=900)
+    results.append({'case': case, **outcome})
+  peak = next(r['gflops'] for r in results if r['case']['kind'] == 'matmul')
+  report = {'device': jax.devices()[0].device_kind, 'platform': jax.default_backend(),
+            'cpu_count': os.cpu_count(), 'machine': platform.processor() or platform.machine(),
+            'quick': quick, 'matmul_peak_gflops': peak, 'results': results,
+            'torch_available': torch_available}
+  text = table(results, peak)
+  print(f"device: {report['device']} ({report['platform']}), {os.cpu_count()} CPUs; "
+        f'measured matmul peak {peak:.0f} GFLOP/s')
+  print(text)
+  if json_path:
+    from asd_jax.io import atomic_write_text
+    atomic_write_text(json_path, json.dumps(report, indent=2))
+  return report
+
+
+def main() -> None:
+  case = json.loads(sys.argv[1])
+  result = CASES[case['kind']](case)
+  result['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  print(json.dumps(result))
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,54 @@
+"""The benchmark's code paths at toy sizes (no timing asserts) and its PyTorch mirror's parity."""
+import argparse
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip('torch', reason='the PyTorch side of the benchmark needs torch')
+
+from benchmarks import throughput, torch_mirror  # noqa: E402
+from tests.conftest import fixture_path  # noqa: E402
+
+
+def test_torch_mirror_matches_official_fixtures():
+  ckpt = torch.load(fixture_path('beats_small.pt'), weights_only=True)
+  beats = torch_mirror.load_official(torch_mirror.BEATsTorch(ckpt['cfg']), ckpt['model'])
+  data = np.load(fixture_path('beats_small_io.npz'))
+  with torch.inference_mode():
+    np.testing.assert_allclose(beats(torch.from_numpy(data['wave'])).numpy(), data['features'],
+                               atol=1e-4)  # measured 3.5e-5
+  with torch.serialization.safe_globals([argparse.Namespace]):
+    ckpt = torch.load(fixture_path('audiomae_small_pretrained.pth'), weights_only=True)
+  mae = torch_mirror.load_official(torch_mirror.AudioMAETorch(128, 2, 4, 512), ckpt['model'])
+  data = np.load(fixture_path('audiomae_small_io.npz'))
+  with torch.inference_mode():
+    np.testing.assert_allclose(mae(torch.from_numpy(data['wave'])).numpy(), data['tokens'],
+                               atol=1e-4)  # measured 1.8e-5
+
+
+@pytest.mark.parametrize('case', [
+    {'kind': 'encoder', 'model': 'beats', 'batch': 1, 'framework': 'jax'},
+    {'kind': 'encoder', 'model': 'beats', 'batch': 1, 'framework': 'torch'},
+    {'kind': 'encoder', 'model': 'audiomae', 'batch': 1, 'framework': 'jax', 'dtype': 'bfloat16'},
+    {'kind': 'encoder', 'model': 'audiomae', 'batch': 1, 'framework': 'torch'},
+    {'kind': 'train', 'framework': 'jax'},
+    {'kind': 'train', 'framework': 'torch'},
+    {'kind': 'scoring', 'method': 'knn', 'framework': 'jax'},
+    {'kind': 'scoring', 'method': 'mahalanobis', 'framework': 'sklearn'},
+])
+def test_bench_cases_run_at_toy_size(case):
+  result = throughput.CASES[case['kind']]({**case, 'size': 'toy'})
+  assert result['step_s'] > 0 and result['clips_per_s'] > 0
+  if case.get('framework') == 'jax' and case['kind'] == 'encoder':
+    assert result['gflop'] > 0
+
+
+def test_plan_and_table():
+  cases = throughput.plan('quick', True, None)
+  kinds = {(c['kind'], c.get('framework')) for c in cases}
+  assert {('encoder', 'jax'), ('encoder', 'torch'), ('encoder', 'torch_compile'),
+          ('train', 'torch'), ('scoring', 'sklearn'), ('matmul', None)} <= kinds
+  fake = [{'case': c, 'step_s': 0.5, 'clips_per_s': 2.0, 'compile_s': 1.0, 'peak_rss_mb': 100.0,
+           'gflop': 10.0} for c in cases]
+  text = throughput.table(fake, peak=100.0)
+  assert 'beats forward b=4' in text and '1.00x' in text and '(20 %)' in text
