@@ -56,6 +56,7 @@ class WeightNormConv1d(nn.Module):
     return F.conv1d(x, weight, self.bias, padding=self.pad, groups=self.groups)
 
 
+@torch.compiler.disable  # a NumPy table lookup; torch.compile need not trace it
 def relative_buckets(length, num_buckets, max_distance):
   from asd_jax.encoders.beats import relative_position_buckets
   return torch.from_numpy(relative_position_buckets(length, num_buckets, max_distance)).long()
