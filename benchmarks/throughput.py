@@ -147,7 +147,6 @@ def train_case(case: dict) -> dict:
   domain = rng.integers(0, 2, batch)
   if case['framework'] == 'jax':
     import jax
-    import optax
     from asd_jax.encoders import LoRAConfig, build_module
     from asd_jax.encoders import lora as lora_lib
     from asd_jax.encoders.encoder import front_end_preset
@@ -224,7 +223,6 @@ def scoring_case(case: dict) -> dict:
 def matmul_case(case: dict) -> dict:
   """Measured f32 matmul peak of this machine (the best of JAX and NumPy)."""
   import jax
-  import jax.numpy as jnp
   n = 2048
   a = jax.random.normal(jax.random.PRNGKey(0), (n, n))
   f = jax.jit(lambda x: x @ x)
@@ -316,11 +314,8 @@ def table(results: list[dict], peak: float) -> str:
 
 
 def run_bench(quick: bool, json_path: str | None, reference: str | None, progress=True) -> dict:
-  try:
-    import torch  # noqa: F401
-    torch_available = True
-  except ImportError:
-    torch_available = False
+  import importlib.util
+  torch_available = importlib.util.find_spec('torch') is not None
   import jax
   cases = plan('quick' if quick else 'full', torch_available, reference)
   results = []

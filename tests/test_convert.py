@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from checkpoints_convert import convert, official_layout, tables
 from checkpoints_convert.__main__ import main

@@ -1,5 +1,4 @@
 """Flax BEATs / AudioMAE against the official PyTorch outputs, and full-size shape checks."""
-import os
 
 import jax
 import numpy as np

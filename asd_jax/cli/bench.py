@@ -6,7 +6,9 @@ Mahalanobis scoring against scikit-learn; compile time apart, peak memory per ca
 against the measured matmul peak. --quick uses reduced sizes (4 layers, 4-s clips) and the same
 code paths, in under 3 minutes on a 2-core CPU.
 """
-from absl import app, flags
+from absl import flags
+
+from asd_jax.cli import common
 
 _QUICK = flags.DEFINE_bool('quick', False, 'reduced sizes, same code paths')
 _JSON = flags.DEFINE_string('json', None, 'also write the results as JSON to this file')
@@ -15,7 +17,6 @@ _REFERENCE = flags.DEFINE_string('torch_reference', None, 'checkout of microsoft
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  common.reject_positional(argv)
   from benchmarks.throughput import run_bench
   run_bench(_QUICK.value, _JSON.value, _REFERENCE.value)

@@ -6,7 +6,6 @@ import os
 import sys
 
 import configs
-from absl import flags
 from ml_collections import config_flags
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(configs.__file__), 'default.py')
@@ -24,10 +23,24 @@ def fail(message: str) -> None:
   sys.exit(1)
 
 
-def start_jax(config) -> None:
-  """Multi-host initialisation when asked, and a log line of what we run on."""
+def reject_positional(argv) -> None:
+  from absl import app
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+
+
+def prepared_config(config_flag):
+  """The config, with JAX started (multi-host when asked) and the config validated against
+  the devices found; a bad value ends the command with one line."""
   import jax
+  from asd_jax.model.build import ConfigError, validate
+  config = config_flag.value
   if config.train.distributed:
     jax.distributed.initialize()
+  try:
+    validate(config, jax.device_count())
+  except ConfigError as e:
+    fail(str(e))
   logging.info('JAX process %d/%d, devices: %s', jax.process_index(), jax.process_count(),
                jax.devices())
+  return config

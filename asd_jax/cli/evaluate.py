@@ -5,7 +5,7 @@ ground_truth_<machine>_section_<ss>_test.csv (+ ground_truth_domain_...) as the 
 evaluator does: AUC(source), AUC(target), pAUC (max FPR 0.1) per section, harmonic means per
 metric and the official score over all of them.
 """
-from absl import app, flags
+from absl import flags
 
 from asd_jax.cli import common
 
@@ -16,8 +16,7 @@ _TRUTH = flags.DEFINE_string('ground_truth_dir', None, 'folder of ground_truth_*
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  common.reject_positional(argv)
   from asd_jax.evaluation import evaluate, report, submission
   try:
     truth = submission.read_ground_truth(_TRUTH.value)

@@ -1,7 +1,9 @@
 """asd-jax inspect --data_dir=D: validate a DCASE-layout dataset and print its summary."""
 import sys
 
-from absl import app, flags
+from absl import flags
+
+from asd_jax.cli import common
 
 from asd_jax.data import layout
 from asd_jax.data.summary import summary_table
@@ -13,8 +15,7 @@ _STRICT = flags.DEFINE_bool('strict', True, 'stop at the first bad file; --nostr
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  common.reject_positional(argv)
   try:
     manifest = layout.scan_dataset(_DATA.value, strict=_STRICT.value)
   except layout.DatasetError as e:

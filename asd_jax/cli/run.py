@@ -6,7 +6,7 @@ the official autoencoder baselines, write W/submission/<system>/ and, where labe
 W/results.md, W/results.csv (laid out like the report's Table 1) and W/plots/. Rerunning resumes:
 finished stages are skipped.
 """
-from absl import app, flags
+from absl import flags
 
 from asd_jax.cli import common
 
@@ -17,17 +17,12 @@ _CONFIG = common.define_config_flag()
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  config = _CONFIG.value
-  import jax
+  common.reject_positional(argv)
+  config = common.prepared_config(_CONFIG)
   from asd_jax import job
   from asd_jax.data import layout
   from asd_jax.evaluation.submission import SubmissionError
-  from asd_jax.model.build import ConfigError, validate
   try:
-    validate(config, jax.device_count())
-    common.start_jax(config)
     job.run_job(config, _DATA.value, _WORKDIR.value)
-  except (ConfigError, layout.DatasetError, SubmissionError) as e:
+  except (layout.DatasetError, SubmissionError) as e:
     common.fail(str(e))

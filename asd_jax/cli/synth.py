@@ -7,6 +7,8 @@ import time
 
 from absl import app, flags
 
+from asd_jax.cli import common
+
 from asd_jax.data import synthetic
 
 _OUTPUT = flags.DEFINE_string('output_dir', None, 'folder to create (must not exist or be empty)',
@@ -25,8 +27,7 @@ _TEST = flags.DEFINE_integer('test_per_group', synthetic.SynthConfig.test_per_gr
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  common.reject_positional(argv)
   try:
     config = synthetic.SynthConfig(tuple(_MACHINES.value), _SECONDS.value, _SOURCE.value,
                                    _TARGET.value, _TEST.value, _SEED.value)

@@ -5,7 +5,7 @@ the LoRA-adapted encoder, gated fusion, ArcFace attribute + domain heads. Writes
 W/train/<branch>/checkpoints (Orbax) and W/train/<branch>/metrics.jsonl. Rerunning resumes from
 the newest checkpoint; a finished branch is skipped.
 """
-from absl import app, flags
+from absl import flags
 
 from asd_jax.cli import common
 
@@ -16,19 +16,14 @@ _CONFIG = common.define_config_flag()
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  config = _CONFIG.value
-  import jax
+  common.reject_positional(argv)
+  config = common.prepared_config(_CONFIG)
   from asd_jax.data import layout
-  from asd_jax.model.build import ConfigError, validate
   from asd_jax.train import loop
   try:
-    validate(config, jax.device_count())
     manifest = layout.scan_dataset(_DATA.value, strict=False)
-  except (ConfigError, layout.DatasetError) as e:
+  except layout.DatasetError as e:
     common.fail(str(e))
-  common.start_jax(config)
   for branch in config.branches:
     summary = loop.train_branch(config, branch, manifest, _WORKDIR.value)
     state = 'already finished' if summary['skipped'] else (

@@ -1,3 +1,3 @@
 """Pre-trained audio encoders (BEATs, AudioMAE) ported to Flax, with hand-written LoRA."""
 from asd_jax.encoders.config import AudioMAEConfig, BeatsConfig, LoRAConfig
-from asd_jax.encoders.encoder import Encoder, build_module, load_encoder, random_encoder
+from asd_jax.encoders.encoder import Encoder, build_module, load_encoder

@@ -7,7 +7,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from asd_jax.audio import fbank as fbank_lib
 from asd_jax.encoders import lora as lora_lib
@@ -60,14 +59,6 @@ class Encoder:
     self._tokens = jax.jit(functools.partial(self.apply, classify=False))
     self._classify = jax.jit(functools.partial(self.apply, classify=True))
 
-  @property
-  def kind(self) -> str:
-    return self.config.kind
-
-  @property
-  def width(self) -> int:
-    return self.config.width
-
   def apply(self, params, wave, deterministic: bool = True, rngs=None, classify: bool = False):
     """Pure: waveform [B, S] -> tokens [B, N, D] (or class scores with classify=True)."""
     features = fbank_lib.encoder_fbank(wave, self.preset, self.config.num_mel_bins)
@@ -107,12 +98,4 @@ def load_encoder(path: str, lora: LoRAConfig | None = None, dtype=jnp.float32,
   encoder = Encoder(config, params, None, dtype)
   if lora is not None and lora.rank > 0:
     encoder = encoder.with_lora(lora, rng if rng is not None else jax.random.PRNGKey(0))
-  return encoder
-
-
-def random_encoder(config: EncoderConfig, rng, lora: LoRAConfig | None = None,
-                   num_samples: int = 16000, dtype=jnp.float32) -> Encoder:
-  """A randomly initialised encoder of the given architecture (tiny configs, benchmarks)."""
-  encoder = Encoder(config, None, lora, dtype)
-  encoder.params = encoder.init_params(rng, num_samples)
   return encoder
