@@ -196,8 +196,9 @@ def run_job(config, data_dir: str | None, workdir: str, progress: bool = True) -
   manifest = job.dataset(data_dir)
   job.train(manifest)
   embeddings = job.embed(manifest)
-  systems = job.baselines(manifest, embed.inputs_identity(manifest.clips, 0,
-                                                          loop.audio_config(config), 'baseline'))
+  baseline_inputs = embed.inputs_identity(manifest.clips, config.seed, loop.audio_config(config),
+                                         f'baseline {config.baseline.to_json()}')
+  systems = job.baselines(manifest, baseline_inputs)
   systems += job.score(manifest, embeddings)
   table = job.evaluate(manifest, systems)
   job.timings['total'] = round(time.perf_counter() - start, 1)

@@ -21,6 +21,8 @@ from asd_jax.scoring.systems import LEFT_DUPLICATED
 
 def inputs_identity(clips: list[Clip], step: int, audio: pipeline.AudioConfig,
                     mode: str) -> str:
+  """Digest of what a stage's outputs depend on: the clip files, a model step (or seed), the
+  audio settings and a free-form mode string."""
   digest = hashlib.sha1()
   for clip in clips:
     stat = os.stat(clip.path)
