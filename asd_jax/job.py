@@ -19,6 +19,7 @@ from asd_jax.evaluation import evaluate as evaluate_lib
 from asd_jax.evaluation import plots, report, submission
 from asd_jax.inference import embed
 from asd_jax.io import atomic_write_text
+from asd_jax.scoring.calibration import gamma_threshold
 from asd_jax.scoring import systems as systems_lib
 from asd_jax.train import loop
 
@@ -144,7 +145,7 @@ class Job:
                                                            self.config.data.mono))
                         for x in test])
         for column, target in ((0, mse), (1, maha)):
-          target[machine] = (got[:, column], systems_lib.gamma_threshold(
+          target[machine] = (got[:, column], gamma_threshold(
               ref[:, column], self.config.score.decision_quantile))
       self.write_system('baseline_mse', manifest, mse)
       self.write_system('baseline_mahalanobis', manifest, maha)

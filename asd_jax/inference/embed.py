@@ -16,7 +16,7 @@ import numpy as np
 from asd_jax.data import pipeline
 from asd_jax.data.layout import Clip
 from asd_jax.io import atomic_write_bytes
-from asd_jax.scoring.systems import LEFT_DUPLICATED
+from asd_jax.scoring.systems import LEFT_DUPLICATED, TWO_CHANNEL
 
 
 def inputs_identity(clips: list[Clip], step: int, audio: pipeline.AudioConfig,
@@ -31,28 +31,36 @@ def inputs_identity(clips: list[Clip], step: int, audio: pipeline.AudioConfig,
   return digest.hexdigest()
 
 
-def extract(model, params, clips: list[Clip], audio: pipeline.AudioConfig, mode: str,
-            batch_size: int, num_workers: int = 0, progress: bool = True) -> np.ndarray:
-  """[len(clips), E] embeddings in evaluation mode (centred crops, no augmentation)."""
+def model_outputs(predict, params, clips: list[Clip], audio: pipeline.AudioConfig,
+                  batch_size: int, mode: str = TWO_CHANNEL, num_workers: int = 0,
+                  progress: bool = False, desc: str = 'predict') -> dict[str, np.ndarray]:
+  """Every output of `predict(params, wave [B, 2, S]) -> {name: [B, ...]}` for all clips, in
+  evaluation mode (centred crops, no augmentation), rows in the order of `clips`."""
   from tqdm import tqdm
-  predict = jax.jit(lambda p, wave: model.apply({'params': p}, wave)['embedding'])
   records = [{'path': c.path, 'sample_rate': c.sample_rate, 'index': i}
              for i, c in enumerate(clips)]
-  out = None
   batches = pipeline.padded_batches(
       pipeline.eval_dataset(records, audio, batch_size, num_workers), batch_size)
-  total = -(-len(clips) // batch_size)
-  for batch in tqdm(batches, total=total, desc=f'embed {mode}', unit='batch',
+  out: dict[str, np.ndarray] = {}
+  for batch in tqdm(batches, total=-(-len(clips) // batch_size), desc=desc, unit='batch',
                     disable=not progress):
     wave = batch['wave']
     if mode == LEFT_DUPLICATED:
       wave = np.repeat(wave[:, :1], 2, axis=1)
-    emb = np.asarray(predict(params, wave))
-    if out is None:
-      out = np.zeros((len(clips), emb.shape[1]), np.float32)
     valid = batch['valid']
-    out[batch['index'][valid]] = emb[valid]
+    for name, value in jax.device_get(predict(params, wave)).items():
+      if name not in out:
+        out[name] = np.zeros((len(clips), *value.shape[1:]), value.dtype)
+      out[name][batch['index'][valid]] = value[valid]
   return out
+
+
+def extract(model, params, clips: list[Clip], audio: pipeline.AudioConfig, mode: str,
+            batch_size: int, num_workers: int = 0, progress: bool = True) -> np.ndarray:
+  """[len(clips), E] embeddings of a trained model in a channel mode."""
+  predict = jax.jit(lambda p, wave: {'embedding': model.apply({'params': p}, wave)['embedding']})
+  return model_outputs(predict, params, clips, audio, batch_size, mode, num_workers, progress,
+                       f'embed {mode}')['embedding']
 
 
 def cached_embeddings(path: str, identity: str, compute) -> np.ndarray:

@@ -5,7 +5,7 @@ import dataclasses
 
 import numpy as np
 
-from asd_jax.scoring.calibration import RobustZ, gamma_threshold  # noqa: F401 (re-exported)
+from asd_jax.scoring.calibration import RobustZ, gamma_threshold
 from asd_jax.scoring.normal_reference import knn_scores, mahalanobis_scores
 
 TWO_CHANNEL, LEFT_DUPLICATED = 'two_channel', 'left_duplicated'

@@ -20,6 +20,7 @@ from asd_jax.data import labels as labels_lib
 from asd_jax.data import pipeline
 from asd_jax.data.layout import Clip, Manifest
 from asd_jax.encoders import lora as lora_lib
+from asd_jax.inference import embed
 from asd_jax.io import atomic_write_text
 from asd_jax.model import build
 from asd_jax.train import checkpointing
@@ -124,17 +125,17 @@ def heldout_accuracy(predict, params, clips, labels, config) -> dict[str, float]
   """Attribute and domain accuracy (argmax cosine) on held-out normal clips."""
   if not clips:
     return {}
-  records = pipeline.clip_records(clips, labels)
-  batch_size = config.embed.batch_size
-  hits = {'attr': [], 'domain': []}
-  for batch in pipeline.padded_batches(
-      pipeline.eval_dataset(records, audio_config(config), batch_size), batch_size):
-    out = jax.device_get(predict(params, batch['wave']))
-    valid = batch['valid']
-    attr_ok = valid & (batch['attribute_id'] >= 0)
-    hits['attr'] += list((out['attribute_cos'].argmax(-1) == batch['attribute_id'])[attr_ok])
-    hits['domain'] += list((out['domain_cos'].argmax(-1) == batch['domain_id'])[valid])
-  return {f'eval_{k}_acc': float(np.mean(v)) for k, v in hits.items() if v}
+  out = embed.model_outputs(predict, params, clips, audio_config(config),
+                            config.embed.batch_size)
+  ids = [labels.encode(c) for c in clips]
+  attribute = np.array([i['attribute_id'] for i in ids])
+  domain = np.array([i['domain_id'] for i in ids])
+  result = {'eval_domain_acc': float(np.mean(out['domain_cos'].argmax(-1) == domain))}
+  known = attribute >= 0
+  if known.any():
+    result['eval_attr_acc'] = float(np.mean(
+        out['attribute_cos'][known].argmax(-1) == attribute[known]))
+  return result
 
 
 def train_branch(config: ml_collections.ConfigDict, branch: str, manifest: Manifest,
