@@ -34,8 +34,10 @@ def main(argv=None) -> None:
   from absl import app, flags
   # absl's --help shows the docstring of __main__ and the key flags of the module named by
   # sys.argv[0]: make both the command's.
-  for flag in flags.FLAGS.flags_by_module_dict().get(module.__name__, []):
-    flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+  by_module = flags.FLAGS.flags_by_module_dict()
+  for name in (module.__name__, 'asd_jax.cli.common'):  # common defines --config for commands
+    for flag in by_module.get(name, []):
+      flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
   sys.modules['__main__'].__doc__ = module.__doc__
   # Library INFO logs (Orbax, XLA) drown the progress bars: warnings only, --verbosity=0 for all.
   flags.FLAGS.set_default('verbosity', -1)
