@@ -16,8 +16,7 @@ def test_help_lists_each_commands_own_flags():
   top = _run('--help')
   assert top.returncode == 0
   assert all(c in top.stdout for c in ('synth', 'inspect', 'train', 'run', 'evaluate', 'bench'))
-  train = _run('train', '--help')
-  assert train.returncode == 0
+  train = _run('train', '--help')  # absl's --help exits with status 1 by its own convention
   assert 'asd-jax train --data_dir=D --workdir=W' in train.stdout
   for flag in ('--config:', '--data_dir:', '--workdir:'):
     assert flag in train.stdout
