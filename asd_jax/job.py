@@ -99,7 +99,7 @@ class Job:
   def write_system(self, name: str, manifest, per_machine: dict) -> None:
     """per_machine: {machine: (test scores, threshold)} in the order of the test clips."""
     for machine, (scores, threshold) in per_machine.items():
-      test = [c for c in manifest.clips if c.machine == machine and c.split == 'test']
+      test = manifest.select(machine=machine, split='test')
       for section in sorted({c.section for c in test}):
         rows = [i for i, c in enumerate(test) if c.section == section]
         submission.write_section(self.submission_dir(name), machine, section,
