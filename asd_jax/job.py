@@ -1,6 +1,7 @@
 """`asd-jax run`: the whole job, stage by stage, each skipped when its outputs are complete.
 
-synth (without --data_dir) -> train each branch -> embed (two-channel, left-duplicated) ->
+synth (without --data_dir) -> pre-train tiny encoders (branches without a converted
+checkpoint) -> train each branch -> embed (two-channel, left-duplicated) ->
 score task2_1..task2_4 -> official AE baselines -> evaluate (where labels are known):
 W/submission/<system>/*.csv, W/results.{md,csv}, W/plots/, W/timings.json.
 """
@@ -72,6 +73,13 @@ class Job:
     if manifest.problems:
       print(f'{len(manifest.problems)} files skipped (see warnings)')
     return manifest
+
+  def pretrain(self, manifest) -> None:
+    """Self-supervised pre-training of the branches without a converted checkpoint."""
+    with self.stage('pretrain'):
+      for branch in self.config.branches:
+        if not loop.pretrain_branch(self.config, branch, manifest, self.workdir, self.progress):
+          print(f'{branch}: encoder from {self.config[branch].checkpoint or "random init"}')
 
   def train(self, manifest) -> None:
     with self.stage('train'):
@@ -195,6 +203,7 @@ def run_job(config, data_dir: str | None, workdir: str, progress: bool = True) -
   job = Job(config, workdir, progress)
   start = time.perf_counter()
   manifest = job.dataset(data_dir)
+  job.pretrain(manifest)
   job.train(manifest)
   embeddings = job.embed(manifest)
   baseline_inputs = embed.inputs_identity(manifest.clips, config.seed, loop.audio_config(config),

@@ -17,6 +17,8 @@ def tiny_config():
   config.data.num_workers = 0
   config.train.steps = 4
   config.train.batch_size = 8
+  config.pretrain.steps = 3
+  config.pretrain.batch_size = 4
   config.train.eval_every = 4
   config.train.checkpoint_every = 4
   config.audiomae.tiny.num_frames = 96
@@ -53,7 +55,9 @@ def test_run_writes_every_output_and_resumes(data, tmp_path, capsys):
     assert title in table
   assert sorted(os.listdir(os.path.join(workdir, 'plots'))) == [
       'fan_00_hist.png', 'fan_00_roc.png', 'valve_00_hist.png', 'valve_00_roc.png']
-  assert 'Official score' in out and set(first.timings) >= {'train', 'embed', 'score', 'total'}
+  assert 'Official score' in out and set(first.timings) >= {'pretrain', 'train', 'embed', 'score',
+                                                            'total'}
+  assert sorted(os.listdir(os.path.join(workdir, 'pretrained'))) == ['audiomae', 'beats']
 
   second = job.run_job(tiny_config(), data, workdir, progress=False)
   out = capsys.readouterr().out

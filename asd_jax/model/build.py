@@ -51,6 +51,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
                       f'{num_devices} devices')
   if config.train.steps <= 0 or config.train.batch_size <= 0:
     raise ConfigError('config.train.steps and config.train.batch_size must be positive')
+  if config.pretrain.steps < 0 or not 0.0 < config.pretrain.mask_ratio < 1.0:
+    raise ConfigError('config.pretrain: steps must be >= 0 and mask_ratio in (0, 1)')
   if config.data.clip_seconds <= 0.2:
     raise ConfigError('config.data.clip_seconds must exceed 0.2 s')
 

@@ -24,6 +24,7 @@ from asd_jax.inference import embed
 from asd_jax.io import atomic_write_text
 from asd_jax.model import build
 from asd_jax.train import checkpointing
+from asd_jax.train import pretrain
 from asd_jax.train import step as step_lib
 
 MODEL_INPUTS = ('wave', 'attribute_id', 'domain_id')
@@ -86,7 +87,10 @@ class Branch:
     return lora_lib.combine(self.state.trainable, self.state.frozen)
 
 
-def initial_branch(config, branch: str, labels: labels_lib.LabelSpace, total_steps: int):
+def initial_branch(config, branch: str, labels: labels_lib.LabelSpace, total_steps: int,
+                   workdir: str):
+  """(Branch at step 0, optimiser, schedule); a tiny encoder comes from its pre-training."""
+  config = pretrain.with_pretrained_encoder(config, branch, workdir)
   model, params = build.build_branch(config, branch, labels.num_attributes)
   tx, schedule = step_lib.make_optimizer(config.optim, total_steps)
   state = step_lib.create_train_state(params, tx, build.is_trainable, config.seed)
@@ -96,7 +100,7 @@ def initial_branch(config, branch: str, labels: labels_lib.LabelSpace, total_ste
 def load_trained(config, branch: str, manifest: Manifest, workdir: str) -> Branch:
   """The branch at its latest checkpoint (for embedding); fails if it was never trained."""
   labels = label_space(manifest, workdir)
-  trained, _, _ = initial_branch(config, branch, labels, config.train.steps)
+  trained, _, _ = initial_branch(config, branch, labels, config.train.steps, workdir)
   manager = checkpointing.checkpoint_manager(
       os.path.join(branch_dir(workdir, branch), 'checkpoints'), config.train.keep_checkpoints)
   if manager.latest_step() is None:
@@ -138,6 +142,16 @@ def heldout_accuracy(predict, params, clips, labels, config) -> dict[str, float]
   return result
 
 
+def pretrain_branch(config: ml_collections.ConfigDict, branch: str, manifest: Manifest,
+                    workdir: str, progress: bool = True) -> bool:
+  """Pre-trains the branch's tiny encoder on the fitting clips when it needs it and has not
+  been; returns whether the branch uses a pre-trained tiny encoder."""
+  fit, _ = split_holdout(train_clips(manifest), config.data.holdout_every)
+  pretrain.ensure_pretrained(config, branch, fit, label_space(manifest, workdir),
+                             audio_config(config), workdir, progress)
+  return pretrain.uses_pretraining(config, branch)
+
+
 def train_branch(config: ml_collections.ConfigDict, branch: str, manifest: Manifest,
                  workdir: str, progress: bool = True) -> dict:
   """Trains (or resumes, or skips when finished) one branch; returns a short summary."""
@@ -146,7 +160,8 @@ def train_branch(config: ml_collections.ConfigDict, branch: str, manifest: Manif
   out_dir = branch_dir(workdir, branch)
   labels = label_space(manifest, workdir)
   fit, held = split_holdout(train_clips(manifest), config.data.holdout_every)
-  trained, tx, schedule = initial_branch(config, branch, labels, total)
+  pretrain_branch(config, branch, manifest, workdir, progress)
+  trained, tx, schedule = initial_branch(config, branch, labels, total, workdir)
   local_batch = config.train.batch_size // jax.process_count()
   dataset = pipeline.train_dataset(pipeline.clip_records(fit, labels), audio_config(config),
                                    local_batch, seed=config.seed,
