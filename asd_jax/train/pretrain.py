@@ -25,8 +25,8 @@ from asd_jax.audio import fbank as fbank_lib
 from asd_jax.data import pipeline
 from asd_jax.data.labels import LabelSpace
 from asd_jax.data.layout import Clip
-from asd_jax.encoders.checkpoint import is_converted_dir, save_converted
-from asd_jax.encoders.config import BeatsConfig
+from asd_jax.encoders.checkpoint import CONFIG_FILE, is_converted_dir, save_converted
+from asd_jax.encoders.config import BeatsConfig, config_from_json
 from asd_jax.encoders.encoder import build_module, front_end_preset
 from asd_jax.model.build import ENCODER_KINDS, encoder_config
 
@@ -166,5 +166,13 @@ def ensure_pretrained(config, branch: str, clips: list[Clip], labels: LabelSpace
                       audio: pipeline.AudioConfig, workdir: str, progress: bool = True) -> None:
   """Pre-trains the branch's encoder unless it needs none or W/pretrained/<branch> exists."""
   out_dir = pretrained_dir(workdir, branch)
-  if uses_pretraining(config, branch) and not is_converted_dir(out_dir):
+  if not uses_pretraining(config, branch):
+    return
+  if not is_converted_dir(out_dir):
     pretrain_encoder(config, branch, clips, labels, audio, out_dir, progress)
+    return
+  with open(os.path.join(out_dir, CONFIG_FILE)) as f:
+    saved = config_from_json(f.read())
+  if saved != encoder_config(config, branch)[0]:
+    raise ValueError(f'{out_dir}: pre-trained for another config.{branch}.tiny; use a new '
+                     '--workdir')
