@@ -29,6 +29,7 @@ from asd_jax.encoders.checkpoint import CONFIG_FILE, is_converted_dir, save_conv
 from asd_jax.encoders.config import BeatsConfig, config_from_json
 from asd_jax.encoders.encoder import build_module, front_end_preset
 from asd_jax.model.build import ENCODER_KINDS, encoder_config
+from asd_jax.train.step import make_optimizer
 
 
 def pretrained_dir(workdir: str, branch: str) -> str:
@@ -138,15 +139,15 @@ def pretrain_encoder(config: ml_collections.ConfigDict, branch: str, clips: list
   fbank = jax.eval_shape(lambda w: fbank_lib.encoder_fbank(w, preset, arch.num_mel_bins),
                          jax.ShapeDtypeStruct((1, samples), jnp.float32))
   params = jax.jit(model.init)(init_rng, jnp.zeros(fbank.shape, jnp.float32))['params']
-  schedule = optax.warmup_cosine_decay_schedule(0.0, c.learning_rate, c.warmup_steps,
-                                                max(c.steps, c.warmup_steps + 1))
-  tx = optax.chain(optax.clip_by_global_norm(config.optim.grad_clip_norm),
-                   optax.adamw(schedule, weight_decay=config.optim.weight_decay))
+  optim = ml_collections.ConfigDict(dict(config.optim.to_dict(), learning_rate=c.learning_rate,
+                                          warmup_steps=c.warmup_steps))
+  tx, _ = make_optimizer(optim, c.steps)
   opt_state = tx.init(params)
   step = jax.jit(make_pretrain_step(model, preset, arch.num_mel_bins, p, tx, c.mask_ratio,
                                     c.visible_weight), donate_argnums=(0, 1))
-  dataset = pipeline.train_dataset(pipeline.clip_records(clips, labels), audio, c.batch_size, seed=config.seed + 1,
-                                    num_workers=config.data.num_workers, shard_by_process=False)
+  dataset = pipeline.train_dataset(pipeline.clip_records(clips, labels), audio, c.batch_size,
+                                   seed=config.seed + 1, num_workers=config.data.num_workers,
+                                   shard_by_process=False)
   iterator = iter(dataset)
   log = []
   for i in tqdm(range(1, c.steps + 1), desc=f'pretrain {branch}', unit='step',
