@@ -79,6 +79,57 @@ def test_out_of_fold_reference_scores_match_brute_force():
   np.testing.assert_allclose(ref[20], expected[0], rtol=1e-6)
 
 
+def test_bank_calibration_matches_brute_force():
+  """'robust_z': each bank's distances become robust z of its own out-of-fold distances."""
+  rng = np.random.default_rng(3)
+  train = np.concatenate([rng.standard_normal((20, 6)), 3 * rng.standard_normal((6, 6)) + 2])
+  keys = [('00', 'source')] * 20 + [('00', 'target')] * 6
+  test = rng.standard_normal((8, 6)) + 1
+  ref, scores = normal_reference.mahalanobis_scores(train, keys, test, ['00'] * 8, folds=3,
+                                                    bank_calibration='robust_z')
+
+  def maha(x, rows):
+    g = fit_ledoit_wolf(train[rows])
+    return np.array([np.sqrt((v - g.mean) @ g.precision @ (v - g.mean)) for v in x])
+
+  def out_of_fold(rows):
+    own = np.empty(len(rows))
+    for i, row in enumerate(rows):
+      own[i] = maha(train[row:row + 1], [r for j, r in enumerate(rows) if j % 3 != i % 3])[0]
+    return own
+
+  banks = [list(range(20)), list(range(20, 26))]
+  own = [out_of_fold(rows) for rows in banks]
+  med = [np.median(o) for o in own]
+  mad = [1.4826 * np.median(np.abs(o - m)) for o, m in zip(own, med)]
+  z = [(maha(test, rows) - m) / s for rows, m, s in zip(banks, med, mad)]
+  np.testing.assert_allclose(scores, np.minimum(*z), rtol=1e-4, atol=1e-4)  # float32 distances
+  # a source clip: min(its own out-of-fold z, its z to the full target bank)
+  expected = min((own[0][0] - med[0]) / mad[0], (maha(train[:1], banks[1])[0] - med[1]) / mad[1])
+  np.testing.assert_allclose(ref[0], expected, rtol=1e-4, atol=1e-4)
+  # the report's rule is the default and differs
+  _, raw = normal_reference.mahalanobis_scores(train, keys, test, ['00'] * 8, folds=3)
+  assert not np.allclose(raw, scores)
+
+
+def test_bank_calibration_leaves_out_banks_too_small_to_calibrate():
+  rng = np.random.default_rng(4)
+  train = rng.standard_normal((12, 4))
+  keys = [('00', 'source')] * 10 + [('00', 'target')] * 2  # 2 clips: no out-of-fold distances
+  test = rng.standard_normal((3, 4))
+  ref, scores = normal_reference.mahalanobis_scores(train, keys, test, ['00'] * 3,
+                                                    bank_calibration='robust_z')
+  only_source, _ = normal_reference.mahalanobis_scores(train[:10], keys[:10], test, ['00'] * 3,
+                                                       bank_calibration='robust_z')
+  np.testing.assert_allclose(ref[:10], only_source, rtol=1e-6)
+  assert np.isfinite(ref).all() and np.isfinite(scores).all()
+  with pytest.raises(ValueError, match='no normal bank with enough clips'):
+    normal_reference.mahalanobis_scores(train[10:], keys[10:], test, ['00'] * 3,
+                                        bank_calibration='robust_z')
+  with pytest.raises(ValueError, match='bank_calibration must be one of'):
+    normal_reference.mahalanobis_scores(train, keys, test, ['00'] * 3, bank_calibration='zscore')
+
+
 def test_robust_z_uses_median_and_mad():
   reference = np.array([1.0, 2.0, 3.0, 4.0, 100.0])
   z = calibration.RobustZ.fit(reference)

@@ -126,6 +126,10 @@ def test_bad_config_values_fail_in_one_line(tmp_path):
   config.train.batch_size = 12
   with pytest.raises(build.ConfigError, match='does not split over 8 devices'):
     build.validate(config, 8)
+  config = tiny_config()
+  config.score.bank_calibration = 'zscore'
+  with pytest.raises(build.ConfigError, match="bank_calibration: 'zscore' is not one of"):
+    build.validate(config, 1)
 
 
 def _train_command(data, workdir, steps):

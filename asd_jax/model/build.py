@@ -12,6 +12,7 @@ from asd_jax.encoders.checkpoint import load_converted
 from asd_jax.encoders.config import AudioMAEConfig, BeatsConfig, LoRAConfig
 from asd_jax.encoders.encoder import build_module, front_end_preset
 from asd_jax.model.asd_model import ASDModel
+from asd_jax.scoring.normal_reference import BANK_CALIBRATIONS
 
 ENCODER_KINDS = ('beats', 'audiomae')
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
@@ -53,6 +54,9 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
     raise ConfigError('config.train.steps and config.train.batch_size must be positive')
   if config.pretrain.steps < 0 or not 0.0 < config.pretrain.mask_ratio < 1.0:
     raise ConfigError('config.pretrain: steps must be >= 0 and mask_ratio in (0, 1)')
+  if config.score.bank_calibration not in BANK_CALIBRATIONS:
+    raise ConfigError(f'config.score.bank_calibration: {config.score.bank_calibration!r} is not '
+                      f'one of {BANK_CALIBRATIONS}')
   if config.data.clip_seconds <= 0.2:
     raise ConfigError('config.data.clip_seconds must exceed 0.2 s')
 

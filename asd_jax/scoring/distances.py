@@ -22,11 +22,16 @@ def mahalanobis(x, means, precisions):
   return jnp.sqrt(jnp.maximum(quad, 0.0))
 
 
-def min_mahalanobis(x: np.ndarray, banks: list[Gaussian]) -> np.ndarray:
-  """Score = min over banks of the Mahalanobis distance.  x [Q, D] -> [Q]."""
+def bank_mahalanobis(x: np.ndarray, banks: list[Gaussian]) -> np.ndarray:
+  """Mahalanobis distance to each bank.  x [Q, D] -> [Q, K]."""
   means = np.stack([b.mean for b in banks]).astype(np.float32)
   precisions = np.stack([b.precision for b in banks]).astype(np.float32)
-  return np.asarray(mahalanobis(jnp.asarray(x, jnp.float32), means, precisions)).min(axis=1)
+  return np.asarray(mahalanobis(jnp.asarray(x, jnp.float32), means, precisions))
+
+
+def min_mahalanobis(x: np.ndarray, banks: list[Gaussian]) -> np.ndarray:
+  """Score = min over banks of the Mahalanobis distance.  x [Q, D] -> [Q]."""
+  return bank_mahalanobis(x, banks).min(axis=1)
 
 
 def _unit(x):

@@ -67,7 +67,8 @@ class SystemScorer:
       if branch == 'beats':
         ref, scores = mahalanobis_scores(
             emb[train], [(self.clips[i].section, self.clips[i].domain) for i in train],
-            emb[test], [self.clips[i].section for i in test], self.config.mahalanobis_folds)
+            emb[test], [self.clips[i].section for i in test], self.config.mahalanobis_folds,
+            self.config.bank_calibration)
       else:
         ref, scores = knn_scores(emb[train], emb[test], self.config.knn_k)
       z = RobustZ.fit(ref)
