@@ -1,7 +1,8 @@
 """Branch scores of test clips and of the normal reference (training) clips, per machine type.
 
-BEATs: Ledoit-Wolf Mahalanobis to a source bank and a target bank per section, minimum taken;
-training clips are scored out-of-fold (their own bank refitted without their fold).
+BEATs: Ledoit-Wolf Mahalanobis to a source bank and a target bank per section, minimum taken
+(optionally of per-bank robust z); training clips are scored out-of-fold (their own bank
+refitted without their fold).
 AudioMAE: mean cosine distance to the k nearest of one global bank per machine type; training
 clips are scored leave-one-out. The reference scores are what robust z is fitted on — never the
 test distribution.
