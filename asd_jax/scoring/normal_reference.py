@@ -61,10 +61,7 @@ def mahalanobis_scores(train: np.ndarray, train_keys: list, test: np.ndarray, te
       logging.warning('bank %s has %d clip(s); left out of the Mahalanobis banks', key, len(rows))
       continue
     fitted[key] = fit_ledoit_wolf(train[rows])
-    calibrate[key] = RobustZ.fit(own[key]) if bank_calibration == 'robust_z' else None
-
-  def to_scale(key, distances):
-    return calibrate[key](distances) if calibrate[key] else distances
+    calibrate[key] = RobustZ.fit(own[key]) if bank_calibration == 'robust_z' else np.asarray
 
   def section_scores(x, section, skip=None) -> np.ndarray:
     """[Q, banks of the section] calibrated distances (`skip`: a bank to leave out)."""
@@ -72,7 +69,7 @@ def mahalanobis_scores(train: np.ndarray, train_keys: list, test: np.ndarray, te
     if not keys:
       return np.full((len(x), 0), np.inf)
     d = bank_mahalanobis(x, [fitted[key] for key in keys])
-    return np.stack([to_scale(key, d[:, j]) for j, key in enumerate(keys)], axis=1)
+    return np.stack([calibrate[key](d[:, j]) for j, key in enumerate(keys)], axis=1)
 
   test_scores = np.empty(len(test))
   for section in set(test_sections):
@@ -84,7 +81,7 @@ def mahalanobis_scores(train: np.ndarray, train_keys: list, test: np.ndarray, te
     test_scores[rows] = scores.min(axis=1)
   reference = np.empty(len(train))
   for key, rows in banks.items():
-    own_scaled = to_scale(key, own[key]) if key in fitted else own[key]
+    own_scaled = calibrate[key](own[key]) if key in fitted else own[key]
     scores = np.concatenate([section_scores(train[rows], key[0], skip=key), own_scaled[:, None]],
                             axis=1)
     scores = np.where(np.isnan(scores), np.inf, scores).min(axis=1)
