@@ -56,17 +56,21 @@ def test_masked_rows_do_not_count():
   assert float(empty) == 0.0
 
 
-def test_gate_bias_starts_at_one():
+def test_gate_starts_at_sigmoid_one_for_every_token():
   tokens = jax.random.normal(jax.random.PRNGKey(0), (2, 2, 5, 8))
   params = GatedFusion().init(jax.random.PRNGKey(1), tokens)['params']
   assert float(params['gate']['bias'][0]) == 1.0
-  zeroed = jax.tree_util.tree_map(jnp.zeros_like, params)
-  zeroed['gate']['bias'] = params['gate']['bias']
-  fused, gate = GatedFusion().apply({'params': zeroed}, tokens)
+  _, gate = GatedFusion().apply({'params': params}, tokens)
   np.testing.assert_allclose(np.asarray(gate), 1 / (1 + np.exp(-1.0)), rtol=1e-6)
+  # With a trained W_g the gate is σ(W_g[h1; h2] + b_g) per token, and mixes h1 and h2.
+  kernel = jax.random.normal(jax.random.PRNGKey(2), params['gate']['kernel'].shape)
+  trained = {'gate': {'kernel': kernel, 'bias': params['gate']['bias']}}
+  fused, gate = GatedFusion().apply({'params': trained}, tokens)
+  logit = jnp.concatenate([tokens[:, 0], tokens[:, 1]], -1) @ kernel[:, 0] + 1.0
+  np.testing.assert_allclose(np.asarray(gate), np.asarray(jax.nn.sigmoid(logit)), rtol=1e-5)
   np.testing.assert_allclose(np.asarray(fused), np.asarray(gate[..., None] * tokens[:, 0] +
                                                            (1 - gate[..., None]) * tokens[:, 1]),
-                             rtol=1e-6)
+                             rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize('branch', ['beats', 'audiomae'])

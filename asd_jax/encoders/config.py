@@ -61,6 +61,7 @@ class BeatsConfig:
   num_mel_bins: int = 128
 
   kind = 'beats'
+  prefix_tokens = 0  # tokens before the patch tokens
 
   @classmethod
   def from_official_cfg(cls, cfg: dict[str, Any]) -> 'BeatsConfig':
@@ -81,6 +82,10 @@ class BeatsConfig:
       raise ValueError('encoder_embed_dim must be divisible by encoder_attention_heads')
     if self.num_mel_bins % self.input_patch_size:
       raise ValueError('num_mel_bins must be a multiple of input_patch_size')
+
+  @property
+  def patch_size(self) -> int:
+    return self.input_patch_size
 
   @property
   def deep_norm_alpha(self) -> float:
@@ -107,6 +112,7 @@ class AudioMAEConfig:
   dropout: float = 0.0  # timm's AudioMAE encoder is trained without dropout
 
   kind = 'audiomae'
+  prefix_tokens = 1  # the cls token comes first
 
   def validate(self):
     if self.embed_dim % self.num_heads:

@@ -26,7 +26,7 @@ from asd_jax.data import pipeline
 from asd_jax.data.labels import LabelSpace
 from asd_jax.data.layout import Clip
 from asd_jax.encoders.checkpoint import CONFIG_FILE, is_converted_dir, save_converted
-from asd_jax.encoders.config import BeatsConfig, config_from_json
+from asd_jax.encoders.config import config_from_json
 from asd_jax.encoders.encoder import build_module, front_end_preset
 from asd_jax.model.build import ENCODER_KINDS, encoder_config
 from asd_jax.train.step import make_optimizer
@@ -49,10 +49,6 @@ def with_pretrained_encoder(config: ml_collections.ConfigDict, branch: str,
   config = ml_collections.ConfigDict(config.to_dict())
   config[branch].checkpoint = pretrained_dir(workdir, branch)
   return config
-
-
-def patch_size(arch) -> int:
-  return arch.input_patch_size if isinstance(arch, BeatsConfig) else arch.patch_size
 
 
 def patchify(fbank: jnp.ndarray, p: int) -> jnp.ndarray:
@@ -130,9 +126,9 @@ def pretrain_encoder(config: ml_collections.ConfigDict, branch: str, clips: list
   if converted is not None:
     raise ValueError(f'config.{branch}.checkpoint is set: its encoder is already pre-trained')
   c = config.pretrain
-  p = patch_size(arch)
+  p = arch.patch_size
   preset = front_end_preset(arch)
-  model = PatchReconstructor(build_module(arch), p * p, 0 if isinstance(arch, BeatsConfig) else 1)
+  model = PatchReconstructor(build_module(arch), p * p, arch.prefix_tokens)
   samples = int(round(config.data.clip_seconds * 16000))
   rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 100 + ENCODER_KINDS.index(branch))
   init_rng, rng = jax.random.split(rng)
