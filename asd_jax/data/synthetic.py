@@ -25,8 +25,8 @@ class SynthConfig:
   machines: tuple[str, ...] = ('fan', 'bearing', 'valve', 'gearbox')
   clip_seconds: float = 4.0
   # DCASE has ~990 source and ~10 target training clips and 50 test clips per (domain, label);
-  # 400 source clips keep the run short. 50 test clips per group, not 25, halve the variance of
-  # the AUCs that compare the systems (with 25 the seed-to-seed spread was 2-3 points).
+  # 400 source clips keep the run short. 50 test clips per group, not 25, halve the sampling
+  # variance of the AUCs that compare the systems.
   source_train: int = 400  # normal source-domain training clips per machine
   target_train: int = 10  # few target-domain clips, as in DCASE
   test_per_group: int = 50  # test clips per (domain, normal/anomaly)
