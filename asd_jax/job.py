@@ -98,7 +98,7 @@ class Job:
         step = int(trained.state.step)
         for mode in (systems_lib.TWO_CHANNEL, systems_lib.LEFT_DUPLICATED):
           path = os.path.join(self.workdir, 'embeddings', f'{branch}_{mode}.npz')
-          identity = embed.inputs_identity(manifest.clips, step, audio, mode)
+          identity = embed.embedding_identity(manifest.clips, step, audio, mode)
           out[branch, mode] = embed.cached_embeddings(path, identity, lambda: embed.extract(
               trained.model, trained.params, manifest.clips, audio, mode,
               self.config.embed.batch_size, self.config.data.num_workers, self.progress))
@@ -206,8 +206,8 @@ def run_job(config, data_dir: str | None, workdir: str, progress: bool = True) -
   job.pretrain(manifest)
   job.train(manifest)
   embeddings = job.embed(manifest)
-  baseline_inputs = embed.inputs_identity(manifest.clips, config.seed, loop.audio_config(config),
-                                         f'baseline {config.baseline.to_json()}')
+  baseline_inputs = embed.inputs_identity(
+      manifest.clips, ['baseline', config.seed, config.data.mono, config.baseline.to_json()])
   systems = job.baselines(manifest, baseline_inputs)
   systems += job.score(manifest, embeddings)
   table = job.evaluate(manifest, systems)

@@ -96,7 +96,10 @@ def get_config() -> ml_collections.ConfigDict:
 
   # --- embedding and scoring ---
   config.embed = ml_collections.ConfigDict()
-  config.embed.batch_size = 16
+  config.embed.batch_size = 16  # clips; each brings `windows` crops
+  # Crops per clip, evenly spaced over it, whose embeddings are averaged: the report embeds the
+  # whole 10-s clip, and three 2-s crops cover a 4-s built-in clip (README Results).
+  config.embed.windows = 3
   config.score = ml_collections.ConfigDict()
   config.score.knn_k = 3  # AudioMAE branch: mean cosine distance to the k nearest
   config.score.beats_weight = 0.85  # fused = w·z_BEATs + (1 − w)·z_AudioMAE

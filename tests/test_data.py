@@ -202,8 +202,41 @@ def test_eval_batches_are_padded_with_a_mask(train_records):
   batches = list(pipeline.padded_batches(
       pipeline.eval_dataset(records, pipeline.AudioConfig(clip_seconds=1.0), 6), 6))
   assert [b['valid'].sum() for b in batches] == [6, 6, 4]
-  assert all(b['wave'].shape == (6, 2, 16000) for b in batches)
+  assert all(b['wave'].shape == (6, 1, 2, 16000) for b in batches)
   assert list(np.concatenate([b['index'][b['valid']] for b in batches])) == list(range(16))
+  # One window is the centred crop of the 2-s clip.
+  wave = pipeline.read_wave(train_records[0][0].path, 'error')
+  np.testing.assert_array_equal(batches[0]['wave'][0, 0], wave[:, 8000:24000])
+
+
+def test_window_offsets_span_the_clip():
+  assert pipeline.window_offsets(64000, 32000, 3) == [0, 16000, 32000]
+  assert pipeline.window_offsets(64000, 32000, 1) == [16000]
+  assert pipeline.window_offsets(10, 4, 4) == [0, 2, 4, 6]
+  assert pipeline.window_offsets(16000, 32000, 3) == [0, 0, 0]  # shorter: one padded crop
+  with pytest.raises(ValueError, match='eval_windows must be at least 1'):
+    pipeline.AudioConfig(eval_windows=0)
+
+
+def test_model_outputs_average_the_windows_of_each_clip(train_records):
+  """Three 1-s crops of a 2-s clip (starts 0, 0.5, 1 s): each output is the mean over them, in
+  both channel modes, against crops cut here by hand (exact up to float32 rounding)."""
+  from asd_jax.inference import embed
+  clips, _ = train_records
+  audio = pipeline.AudioConfig(clip_seconds=1.0, eval_windows=3)
+
+  def predict(params, wave):  # [B, 2, S] -> per-channel energy and the first sample
+    return {'energy': (wave**2).mean(-1), 'first': wave[:, :, 0]}
+
+  for mode, channels in (('two_channel', [0, 1]), ('left_duplicated', [0, 0])):
+    out = embed.model_outputs(predict, None, clips[:5], audio, batch_size=2, mode=mode)
+    for i, clip in enumerate(clips[:5]):
+      crops = [pipeline.read_wave(clip.path, 'error')[channels, start:start + 16000]
+               for start in (0, 8000, 16000)]
+      np.testing.assert_allclose(out['energy'][i], np.mean([(c**2).mean(-1) for c in crops], 0),
+                                 rtol=1e-5)
+      np.testing.assert_allclose(out['first'][i], np.mean([c[:, 0] for c in crops], 0),
+                                 rtol=1e-5, atol=1e-7)
 
 
 def test_a_simple_detector_finds_anomalies_but_not_trivially(tmp_path):
@@ -246,3 +279,15 @@ def test_synth_and_inspect_commands(tmp_path):
   assert 'valve' in shown.stdout and '8 clips' in shown.stdout
   missing = run('inspect', f'--data_dir={tmp_path}/none')
   assert missing.returncode == 1 and missing.stderr.strip().endswith('no such dataset folder')
+
+
+def test_embedding_cache_identity_follows_the_evaluation_crops(train_records):
+  from asd_jax.inference import embed
+  clips, _ = train_records
+  one = embed.embedding_identity(clips, 10, pipeline.AudioConfig(clip_seconds=1.0), 'two_channel')
+  assert one == embed.embedding_identity(clips, 10, pipeline.AudioConfig(clip_seconds=1.0),
+                                         'two_channel')
+  assert one != embed.embedding_identity(
+      clips, 10, pipeline.AudioConfig(clip_seconds=1.0, eval_windows=3), 'two_channel')
+  assert one != embed.embedding_identity(clips, 11, pipeline.AudioConfig(clip_seconds=1.0),
+                                         'two_channel')

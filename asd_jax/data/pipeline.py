@@ -1,8 +1,9 @@
 """Grain input pipeline shared by training and embedding extraction.
 
 record -> read stereo WAV (soundfile) -> resample to 16 kHz (soxr) -> crop / zero-pad
-(random crop in training, centred otherwise) -> augment (training only: channel swap,
-per-channel gain, channel dropout) -> batch {'wave': [B, 2, S] float32, label ids}.
+(random crop in training; in evaluation `eval_windows` crops spread over the clip) -> augment
+(training only: channel swap, per-channel gain, channel dropout) -> batch {'wave': [B, 2, S]
+float32 in training, [B, W, 2, S] in evaluation, label ids}.
 Randomness comes from Grain's per-record generators, so batches are identical for a seed with
 any number of worker processes, differ across epochs, and the iterator state (Grain's own)
 checkpoints and restores exactly.
@@ -31,6 +32,13 @@ class AudioConfig:
   swap_prob: float = 0.5  # channel swap (training only)
   gain_db: float = 6.0  # per-channel gain drawn uniformly in ±gain_db (training only)
   channel_dropout_prob: float = 0.1  # zero one channel (training only)
+  # Evaluation crops per clip, evenly spaced from its start to its end (1 = the centred crop);
+  # the model's outputs are averaged over them, so a clip longer than the input is seen whole.
+  eval_windows: int = 1
+
+  def __post_init__(self):
+    if self.eval_windows < 1:
+      raise ValueError(f'eval_windows must be at least 1, got {self.eval_windows}')
 
   @property
   def num_samples(self) -> int:
@@ -82,16 +90,28 @@ def fit_length(wave: np.ndarray, length: int, offset: int) -> np.ndarray:
   return np.pad(wave, ((0, 0), (0, length - wave.shape[1])))
 
 
-class LoadCentred(grain.MapTransform):
-  """Evaluation: the centred `num_samples` window (zero-padded when shorter)."""
+def window_offsets(num_samples: int, window: int, count: int) -> list[int]:
+  """Starts of `count` crops of `window` samples spread evenly from the first sample to the last
+  (one crop is centred); all 0 when the clip is no longer than the window."""
+  room = max(0, num_samples - window)
+  if count == 1:
+    return [room // 2]
+  return [int(round(room * i / (count - 1))) for i in range(count)]
+
+
+class LoadEvalWindows(grain.MapTransform):
+  """Evaluation: [W, C, num_samples], the clip's `eval_windows` crops (zero-padded when
+  shorter)."""
 
   def __init__(self, audio: AudioConfig):
     self.audio = audio
 
   def map(self, record: dict) -> dict:
     wave = read_wave(record.pop('path'), self.audio.mono)
-    offset = max(0, (wave.shape[1] - self.audio.num_samples) // 2)
-    record['wave'] = fit_length(wave, self.audio.num_samples, offset)
+    length = self.audio.num_samples
+    record['wave'] = np.stack([
+        fit_length(wave, length, offset)
+        for offset in window_offsets(wave.shape[1], length, self.audio.eval_windows)])
     del record['sample_rate']
     return record
 
@@ -158,10 +178,10 @@ def train_dataset(records: list[dict], audio: AudioConfig, batch_size: int, seed
 
 def eval_dataset(records: list[dict], audio: AudioConfig, batch_size: int,
                  num_workers: int = 0) -> grain.IterDataset:
-  """One ordered pass, centred crops, no augmentation; the last batch is short (see
-  `padded_batches`)."""
+  """One ordered pass, `audio.eval_windows` crops per clip, no augmentation; the last batch is
+  short (see `padded_batches`)."""
   _grain_ready()
-  dataset = grain.MapDataset.source(RecordSource(records)).map(LoadCentred(audio))
+  dataset = grain.MapDataset.source(RecordSource(records)).map(LoadEvalWindows(audio))
   return _prefetch(dataset.to_iter_dataset(), num_workers).batch(batch_size,
                                                                  drop_remainder=False)
 

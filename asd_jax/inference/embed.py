@@ -1,7 +1,8 @@
 """Embeddings of every clip for a trained branch, in a channel mode, cached on disk.
 
 The cache (W/embeddings/<branch>_<mode>.npz) records the identity of its inputs (clip files,
-sizes and times, the checkpoint step, the audio settings); a mismatch means stale, recomputed.
+sizes and times, the checkpoint step, the evaluation audio settings); a mismatch means stale,
+recomputed.
 """
 from __future__ import annotations
 
@@ -19,23 +20,29 @@ from asd_jax.io import atomic_write_bytes
 from asd_jax.scoring.systems import LEFT_DUPLICATED, TWO_CHANNEL
 
 
-def inputs_identity(clips: list[Clip], step: int, audio: pipeline.AudioConfig,
-                    mode: str) -> str:
-  """Digest of what a stage's outputs depend on: the clip files, a model step (or seed), the
-  audio settings and a free-form mode string."""
+def inputs_identity(clips: list[Clip], settings: list) -> str:
+  """Digest of what a stage's outputs depend on: the clip files (path, size, time) and the
+  stage's settings (anything JSON can write)."""
   digest = hashlib.sha1()
   for clip in clips:
     stat = os.stat(clip.path)
     digest.update(f'{clip.path}|{stat.st_size}|{stat.st_mtime_ns}\n'.encode())
-  digest.update(json.dumps([step, audio.clip_seconds, audio.mono, mode]).encode())
+  digest.update(json.dumps(settings).encode())
   return digest.hexdigest()
+
+
+def embedding_identity(clips: list[Clip], step: int, audio: pipeline.AudioConfig,
+                       mode: str) -> str:
+  """Identity of a branch's cached embeddings: clips, checkpoint step, evaluation audio, mode."""
+  return inputs_identity(clips, [step, audio.clip_seconds, audio.mono, audio.eval_windows, mode])
 
 
 def model_outputs(predict, params, clips: list[Clip], audio: pipeline.AudioConfig,
                   batch_size: int, mode: str = TWO_CHANNEL, num_workers: int = 0,
                   progress: bool = False, desc: str = 'predict') -> dict[str, np.ndarray]:
   """Every output of `predict(params, wave [B, 2, S]) -> {name: [B, ...]}` for all clips, in
-  evaluation mode (centred crops, no augmentation), rows in the order of `clips`."""
+  evaluation mode (no augmentation), each the mean over the clip's `audio.eval_windows` crops;
+  rows in the order of `clips`."""
   from tqdm import tqdm
   records = [{'path': c.path, 'sample_rate': c.sample_rate, 'index': i}
              for i, c in enumerate(clips)]
@@ -44,11 +51,14 @@ def model_outputs(predict, params, clips: list[Clip], audio: pipeline.AudioConfi
   out: dict[str, np.ndarray] = {}
   for batch in tqdm(batches, total=-(-len(clips) // batch_size), desc=desc, unit='batch',
                     disable=not progress):
-    wave = batch['wave']
+    wave = batch['wave']  # [B, W, 2, S]
     if mode == LEFT_DUPLICATED:
-      wave = np.repeat(wave[:, :1], 2, axis=1)
+      wave = np.repeat(wave[:, :, :1], 2, axis=2)
+    rows, windows = wave.shape[:2]
     valid = batch['valid']
-    for name, value in jax.device_get(predict(params, wave)).items():
+    outputs = jax.device_get(predict(params, wave.reshape(rows * windows, *wave.shape[2:])))
+    for name, value in outputs.items():
+      value = value.reshape(rows, windows, *value.shape[1:]).mean(axis=1)
       if name not in out:
         out[name] = np.zeros((len(clips), *value.shape[1:]), value.dtype)
       out[name][batch['index'][valid]] = value[valid]

@@ -37,7 +37,8 @@ def branch_dir(workdir: str, branch: str) -> str:
 def audio_config(config: ml_collections.ConfigDict) -> pipeline.AudioConfig:
   d = config.data
   return pipeline.AudioConfig(clip_seconds=d.clip_seconds, mono=d.mono, swap_prob=d.swap_prob,
-                              gain_db=d.gain_db, channel_dropout_prob=d.channel_dropout_prob)
+                              gain_db=d.gain_db, channel_dropout_prob=d.channel_dropout_prob,
+                              eval_windows=config.embed.windows)
 
 
 def train_clips(manifest: Manifest) -> list[Clip]:
