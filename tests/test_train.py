@@ -134,6 +134,10 @@ def test_bad_config_values_fail_in_one_line(tmp_path):
   config.score.bank_calibration = 'zscore'
   with pytest.raises(build.ConfigError, match="bank_calibration: 'zscore' is not one of"):
     build.validate(config, 1)
+  config = tiny_config()
+  config.embed.windows = 0
+  with pytest.raises(build.ConfigError, match='embed.windows must be at least 1'):
+    build.validate(config, 1)
 
 
 def _train_command(data, workdir, steps):
