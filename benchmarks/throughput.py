@@ -5,13 +5,16 @@ converted by checkpoints_convert; 10-s clips; batch 1, 4, 16), one LoRA training
 channels, gated fusion, ArcFace heads), and normal-reference scoring (kNN k=3 cosine and
 Ledoit-Wolf Mahalanobis, 10 000 x 256 bank, 2 000 queries) against scikit-learn. Compile /
 warm-up time is reported apart from the steady-state time (median of repeats); peak memory is
-the case process's maximum RSS; GFLOP/s uses XLA's flop count of the same computation.
+the case process's maximum RSS (on a GPU also the device's peak allocation); GFLOP/s counts the
+encoders' matmuls by hand. On a GPU the PyTorch cases run on CUDA with TF32 matmuls allowed, as
+JAX computes float32 matmuls by default there, and batches are larger so the device is busy.
 """
 from __future__ import annotations
 
 import json
 import os
 import platform
+import re
 import resource
 import statistics
 import subprocess
@@ -25,7 +28,10 @@ SIZES = {
                  bank=10000, queries=2000, dim=256),
     'quick': dict(layers=4, seconds=4.0, batches=(1, 4), repeats=3, train_batch=2,
                   bank=10000, queries=2000, dim=256),
-    # Code-path checks in the tests: one layer, one second, tiny banks.
+    # An accelerator: batch 1 times launch latency, 64 keeps the GPU busy.
+    'full_gpu': dict(layers=12, seconds=10.0, batches=(1, 16, 64), repeats=10, train_batch=16,
+                     bank=10000, queries=2000, dim=256),
+  # Code-path checks in the tests: one layer, one second, tiny banks.
     'toy': dict(layers=1, seconds=1.0, batches=(1,), repeats=1, train_batch=1,
                 bank=300, queries=20, dim=16),
 }
@@ -68,6 +74,26 @@ def _jax_encoder(model: str, layers: int, dtype: str):
                  dtype=jnp.bfloat16 if dtype == 'bfloat16' else jnp.float32)
 
 
+def _torch_device(case: dict):
+  """CUDA when the JAX side of this run is on a GPU (TF32 matmuls, JAX's float32 default
+  there), else the CPU with every core."""
+  import torch
+  if case.get('platform', 'cpu') == 'cpu':
+    torch.set_num_threads(os.cpu_count())
+    return torch.device('cpu')
+  if not torch.cuda.is_available():
+    raise SystemExit('error: JAX runs on a GPU but this torch build has no CUDA')
+  torch.set_float32_matmul_precision('high')
+  torch.backends.cudnn.allow_tf32 = True
+  return torch.device('cuda')
+
+
+def _synchronize(device) -> None:
+  if device.type == 'cuda':
+    import torch
+    torch.cuda.synchronize()
+
+
 def _torch_encoder(model: str, layers: int, reference: str | None):
   from benchmarks import torch_mirror
   state, cfg = _official_state(model, layers)
@@ -103,15 +129,17 @@ def encoder_case(case: dict) -> dict:
     result['gflop'] = encoder_gflop(encoder.config, wave.shape[1]) * case['batch']
   else:
     import torch
-    torch.set_num_threads(os.cpu_count())
+    device = _torch_device(case)
     module = _torch_encoder(case['model'], size['layers'], case.get('reference'))
+    module = module.to(device) if isinstance(module, torch.nn.Module) else module
     if case['framework'] == 'torch_compile':
       module = torch.compile(module)
-    tensor = torch.from_numpy(wave)
+    tensor = torch.from_numpy(wave).to(device)
 
     def fn():
       with torch.inference_mode():
         module(tensor)
+      _synchronize(device)
   first, steady = _timed(fn, size['repeats'])
   result.setdefault('compile_s', first - steady)
   result.update(step_s=steady, clips_per_s=case['batch'] / steady)
@@ -177,11 +205,11 @@ def train_case(case: dict) -> dict:
   else:
     import torch
     from benchmarks import torch_mirror
-    torch.set_num_threads(os.cpu_count())
+    device = _torch_device(case)
     model = torch_mirror.TwoChannelTorch(
-        _torch_encoder('beats', size['layers'], None).train(), num_attributes=8)
+        _torch_encoder('beats', size['layers'], None).train(), num_attributes=8).to(device)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], 1e-3)
-    tensors = torch.from_numpy(wave), torch.from_numpy(attribute), torch.from_numpy(domain)
+    tensors = tuple(torch.from_numpy(a).to(device) for a in (wave, attribute, domain))
 
     def fn():
       optimizer.zero_grad()
@@ -189,6 +217,7 @@ def train_case(case: dict) -> dict:
       loss.backward()
       torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
       optimizer.step()
+      _synchronize(device)
   first, steady = _timed(fn, size['repeats'])
   return dict(compile_s=first - steady, step_s=steady, clips_per_s=batch / steady)
 
@@ -221,15 +250,18 @@ def scoring_case(case: dict) -> dict:
 
 
 def matmul_case(case: dict) -> dict:
-  """Measured f32 matmul peak of this machine (the best of JAX and NumPy)."""
+  """Measured float32 matmul peak of this machine at JAX's default precision (the best of JAX
+  and NumPy on a CPU; TF32 tensor cores on a recent GPU)."""
   import jax
-  n = 2048
+  on_cpu = case.get('platform', 'cpu') == 'cpu'
+  n = 2048 if on_cpu else 8192
   a = jax.random.normal(jax.random.PRNGKey(0), (n, n))
   f = jax.jit(lambda x: x @ x)
-  _, jax_s = _timed(lambda: f(a).block_until_ready(), 5)
-  host = np.asarray(a)
-  _, np_s = _timed(lambda: host @ host, 5)
-  return dict(step_s=min(jax_s, np_s), gflops=2 * n**3 / min(jax_s, np_s) / 1e9)
+  _, best = _timed(lambda: f(a).block_until_ready(), 5)
+  if on_cpu:
+    host = np.asarray(a)
+    best = min(best, _timed(lambda: host @ host, 5)[1])
+  return dict(step_s=best, gflops=2 * n**3 / best / 1e9)
 
 
 CASES = {'encoder': encoder_case, 'train': train_case, 'scoring': scoring_case,
@@ -247,16 +279,18 @@ def run_in_subprocess(case: dict, timeout: float) -> dict:
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def plan(size_name: str, torch_available: bool, reference: str | None) -> list[dict]:
+def plan(size_name: str, torch_available: bool, reference: str | None,
+         platform: str = 'cpu') -> list[dict]:
   size = SIZES[size_name]
-  quick = size_name != 'full'
+  every_batch_compiled = size_name == 'full'
   frameworks = ['jax'] + (['torch', 'torch_compile'] if torch_available else [])
   cases = [{'kind': 'matmul'}]
   for model in ('beats', 'audiomae'):
     for batch in size['batches']:
       for framework in frameworks:
-        if framework == 'torch_compile' and (quick and batch != size['batches'][-1]):
-          continue  # quick: torch.compile at the largest batch only (its compile is slow)
+        if framework == 'torch_compile' and not every_batch_compiled and (
+            batch != size['batches'][-1]):
+          continue  # torch.compile at the largest batch only (its compile is slow)
         cases.append({'kind': 'encoder', 'model': model, 'batch': batch,
                       'framework': framework, 'reference': reference})
   cases.append({'kind': 'encoder', 'model': 'beats', 'batch': size['batches'][-1],
@@ -267,7 +301,7 @@ def plan(size_name: str, torch_available: bool, reference: str | None) -> list[d
     for framework in ('jax', 'sklearn'):
       cases.append({'kind': 'scoring', 'method': method, 'framework': framework})
   for case in cases:
-    case['size'] = size_name
+    case.update(size=size_name, platform=platform)
   return cases
 
 
@@ -289,7 +323,7 @@ def table(results: list[dict], peak: float) -> str:
     rows.setdefault(label(r['case']), {})[r['case']['framework'] if 'framework' in r['case']
                                           else 'jax'] = r
   header = ['case', 'JAX items/s', 'compile s', 'torch eager', 'torch.compile', 'sklearn',
-            'JAX / best ref', 'JAX GFLOP/s (% peak)', 'peak RSS MB (JAX / ref)']
+            'JAX / best ref', 'JAX GFLOP/s (% peak)', 'peak MB (JAX / ref; GPU: device)']
   lines = [header]
   for name, by in rows.items():
     if name == 'matmul peak':
@@ -303,8 +337,9 @@ def table(results: list[dict], peak: float) -> str:
     if jax_r.get('gflop'):
       rate = jax_r['gflop'] / jax_r['step_s']
       gflops = f'{rate:.0f} ({100 * rate / peak:.0f} %)'
-    rss = f"{jax_r.get('peak_rss_mb', 0):.0f} / " + ', '.join(
-        f"{v['peak_rss_mb']:.0f}" for v in refs.values() if 'peak_rss_mb' in v)
+    key = 'peak_device_mb' if 'peak_device_mb' in jax_r else 'peak_rss_mb'
+    rss = f"{jax_r.get(key, 0):.0f} / " + ', '.join(
+        f"{v[key]:.0f}" for v in refs.values() if key in v)
     lines.append([name, fmt(jax_r), f"{jax_r.get('compile_s', 0):.1f}", fmt(by.get('torch')),
                   fmt(by.get('torch_compile')), fmt(by.get('sklearn')),
                   f"{jax_r['clips_per_s'] / best:.2f}x" if best and 'clips_per_s' in jax_r
@@ -313,35 +348,56 @@ def table(results: list[dict], peak: float) -> str:
   return '\n'.join('  '.join(str(c).ljust(w) for c, w in zip(row, widths)) for row in lines)
 
 
-def run_bench(quick: bool, json_path: str | None, reference: str | None, progress=True) -> dict:
+def run_bench(quick: bool, json_path: str | None, reference: str | None, progress=True,
+              only: str | None = None) -> dict:
+  """Runs the plan (`only`: a regular expression the case labels must match; the matmul peak
+  is always measured), prints the table and returns the report."""
   import importlib.util
   torch_available = importlib.util.find_spec('torch') is not None
   import jax
-  cases = plan('quick' if quick else 'full', torch_available, reference)
-  results = []
+  from asd_jax.io import atomic_write_text
+  backend = jax.default_backend()
+  size_name = 'quick' if quick else ('full' if backend == 'cpu' else 'full_gpu')
+  cases = [c for c in plan(size_name, torch_available, reference, backend)
+           if c['kind'] == 'matmul' or not only or re.search(only, label(c))]
+  report = {'device': jax.devices()[0].device_kind, 'platform': backend,
+            'cpu_count': os.cpu_count(), 'machine': platform.processor() or platform.machine(),
+            'size': size_name, 'torch_available': torch_available, 'results': []}
   from tqdm import tqdm
   for case in tqdm(cases, desc='bench', unit='case', disable=not progress):
     outcome = run_in_subprocess(case, timeout=900)
-    results.append({'case': case, **outcome})
-  peak = next(r['gflops'] for r in results if r['case']['kind'] == 'matmul')
-  report = {'device': jax.devices()[0].device_kind, 'platform': jax.default_backend(),
-            'cpu_count': os.cpu_count(), 'machine': platform.processor() or platform.machine(),
-            'quick': quick, 'matmul_peak_gflops': peak, 'results': results,
-            'torch_available': torch_available}
-  text = table(results, peak)
-  print(f"device: {report['device']} ({report['platform']}), {os.cpu_count()} CPUs; "
+    report['results'].append({'case': case, **outcome})
+    if json_path:  # after every case, so a run cut short keeps what it measured
+      atomic_write_text(json_path, json.dumps(report, indent=2))
+  peak = next(r['gflops'] for r in report['results'] if r['case']['kind'] == 'matmul')
+  report['matmul_peak_gflops'] = peak
+  print(f"device: {report['device']} ({backend}), {os.cpu_count()} CPUs; "
         f'measured matmul peak {peak:.0f} GFLOP/s')
-  print(text)
+  print(table(report['results'], peak))
   if json_path:
-    from asd_jax.io import atomic_write_text
     atomic_write_text(json_path, json.dumps(report, indent=2))
   return report
+
+
+def _peak_device_mb(case: dict) -> float | None:
+  """Peak accelerator memory this process allocated (None on a CPU or for sklearn)."""
+  if case.get('platform', 'cpu') == 'cpu' or case.get('framework') == 'sklearn':
+    return None
+  if case.get('framework', 'jax') == 'jax':
+    import jax
+    stats = jax.devices()[0].memory_stats() or {}
+    return stats.get('peak_bytes_in_use', 0) / 2**20
+  import torch
+  return torch.cuda.max_memory_allocated() / 2**20
 
 
 def main() -> None:
   case = json.loads(sys.argv[1])
   result = CASES[case['kind']](case)
   result['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  device_mb = _peak_device_mb(case)
+  if device_mb is not None:
+    result['peak_device_mb'] = device_mb
   print(json.dumps(result))
 
 

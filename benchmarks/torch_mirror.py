@@ -23,9 +23,9 @@ def kaldi_fbank(wave: torch.Tensor, window: str) -> torch.Tensor:
   frames = frames - frames.mean(-1, keepdim=True)
   previous = torch.cat([frames[..., :1], frames[..., :-1]], -1)
   frames = (frames - fbank_lib.PREEMPHASIS * previous) * torch.from_numpy(
-      fbank_lib.frame_window(window))
+      fbank_lib.frame_window(window)).to(wave.device)
   power = torch.fft.rfft(frames, n=fbank_lib.FFT_SIZE).abs().pow(2)
-  mel = power @ torch.from_numpy(fbank_lib.mel_filterbank(128))
+  mel = power @ torch.from_numpy(fbank_lib.mel_filterbank(128)).to(wave.device)
   return torch.clamp(mel, min=fbank_lib.LOG_FLOOR).log()
 
 
@@ -113,7 +113,8 @@ class BeatsEncoder(nn.Module):
       conv = conv[..., :-1]
     x = self.layer_norm(x + F.gelu(conv).transpose(1, 2))
     table = self.layers[0].self_attn.relative_attention_bias.weight
-    buckets = relative_buckets(x.shape[1], self.cfg['num_buckets'], self.cfg['max_distance'])
+    buckets = relative_buckets(x.shape[1], self.cfg['num_buckets'],
+                               self.cfg['max_distance']).to(x.device)
     pos_bias = table[buckets].permute(2, 0, 1)
     for layer in self.layers:
       x = layer(x, pos_bias)

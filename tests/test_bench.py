@@ -52,3 +52,16 @@ def test_plan_and_table():
            'gflop': 10.0} for c in cases]
   text = throughput.table(fake, peak=100.0)
   assert 'beats forward b=4' in text and '1.00x' in text and '(20 %)' in text
+
+
+def test_gpu_plan_runs_torch_on_cuda_or_says_why_not():
+  cases = throughput.plan('full_gpu', True, None, 'gpu')
+  assert {c['platform'] for c in cases} == {'gpu'}
+  assert {c['batch'] for c in cases if c['kind'] == 'encoder'} == {1, 16, 64}
+  compiled = {c['batch'] for c in cases if c.get('framework') == 'torch_compile'}
+  assert compiled == {64}
+  if not torch.cuda.is_available():
+    case = {'kind': 'encoder', 'model': 'beats', 'batch': 1, 'framework': 'torch',
+            'size': 'toy', 'platform': 'gpu'}
+    with pytest.raises(SystemExit, match='no CUDA'):
+      throughput.encoder_case(case)

@@ -45,6 +45,18 @@ def test_finetuned_beats_classify_is_sigmoid_of_mean_predictor(tmp_path):
   np.testing.assert_allclose(np.asarray(encoder.classify(data['wave'])), expected, atol=1e-4)
 
 
+def test_host_weights_are_put_on_the_device_once(beats_small_dir):
+  """NumPy weights handed to Encoder become device arrays, not a host copy at every call."""
+  from asd_jax.encoders import Encoder
+  from asd_jax.encoders.checkpoint import load_converted
+  params, config = load_converted(beats_small_dir)
+  host = jax.tree_util.tree_map(np.asarray, params)
+  encoder = Encoder(config, host)
+  assert all(isinstance(leaf, jax.Array) for leaf in jax.tree_util.tree_leaves(encoder.params))
+  data = np.load(fixture_path('beats_small_io.npz'))
+  np.testing.assert_allclose(np.asarray(encoder(data['wave'])), data['features'], atol=TOKEN_ATOL)
+
+
 def test_bad_waveform_is_refused(beats_small_dir):
   encoder = load_encoder(beats_small_dir)
   with pytest.raises(ValueError, match=r'\[B, S\]'):

@@ -1,4 +1,4 @@
-"""asd-jax bench [--quick] [--json=F] [--torch_reference=PATH]
+"""asd-jax bench [--quick] [--only=REGEX] [--json=F] [--torch_reference=PATH]
 
 Throughput of the JAX path against PyTorch, measured in the same run: encoder forward
 (full-size BEATs and AudioMAE, 10-s clips, batch 1/4/16), a LoRA training step, and kNN /
@@ -12,6 +12,8 @@ from asd_jax.cli import common
 
 _QUICK = flags.DEFINE_bool('quick', False, 'reduced sizes, same code paths')
 _JSON = flags.DEFINE_string('json', None, 'also write the results as JSON to this file')
+_ONLY = flags.DEFINE_string('only', None, "regular expression: run only the cases whose label "
+                            "matches, e.g. 'forward b=(1|64)' or 'train'")
 _REFERENCE = flags.DEFINE_string('torch_reference', None, 'checkout of microsoft/unilm: time '
                                  'its beats/ BEATs module instead of the PyTorch mirror')
 
@@ -19,4 +21,4 @@ _REFERENCE = flags.DEFINE_string('torch_reference', None, 'checkout of microsoft
 def main(argv):
   common.reject_positional(argv)
   from benchmarks.throughput import run_bench
-  run_bench(_QUICK.value, _JSON.value, _REFERENCE.value)
+  run_bench(_QUICK.value, _JSON.value, _REFERENCE.value, only=_ONLY.value)
