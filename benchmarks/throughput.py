@@ -2,8 +2,9 @@
 
 Cases: encoder forward (full-size BEATs / AudioMAE, random weights in the official layout,
 converted by checkpoints_convert; 10-s clips; batch 1, 4, 16), one LoRA training step (two
-channels, gated fusion, ArcFace heads), and normal-reference scoring (kNN k=3 cosine and
-Ledoit-Wolf Mahalanobis, 10 000 x 256 bank, 2 000 queries) against scikit-learn. Compile /
+channels, gated fusion, ArcFace heads; also with the layers rematerialised), and
+normal-reference scoring (kNN k=3 cosine and Ledoit-Wolf Mahalanobis, 10 000 x 256 bank,
+2 000 queries) against scikit-learn. Compile /
 warm-up time is reported apart from the steady-state time (median of repeats); peak memory is
 the case process's maximum RSS (on a GPU also the device's peak allocation); GFLOP/s counts the
 encoders' matmuls by hand. On a GPU the PyTorch cases run on CUDA with TF32 matmuls allowed, as
@@ -183,7 +184,8 @@ def train_case(case: dict) -> dict:
     from asd_jax.train import step as step_lib
     import ml_collections
     encoder = _jax_encoder('beats', size['layers'], 'float32')
-    model = ASDModel(build_module(encoder.config, LoRAConfig(rank=8)),
+    model = ASDModel(build_module(encoder.config, LoRAConfig(rank=8),
+                                  remat=case.get('remat', 'none')),
                      front_end_preset(encoder.config), 128, num_attributes=8)
     params = model.init(jax.random.PRNGKey(0), wave[:1])['params']
     params = dict(params, encoder=lora_lib.overlay(params['encoder'], encoder.params))
@@ -297,6 +299,8 @@ def plan(size_name: str, torch_available: bool, reference: str | None,
                 'framework': 'jax', 'dtype': 'bfloat16'})
   for framework in ['jax'] + (['torch'] if torch_available else []):
     cases.append({'kind': 'train', 'framework': framework})
+  for remat in ('attention', 'full'):  # what rematerialising the layers costs and saves
+    cases.append({'kind': 'train', 'framework': 'jax', 'remat': remat})
   for method in ('knn', 'mahalanobis'):
     for framework in ('jax', 'sklearn'):
       cases.append({'kind': 'scoring', 'method': method, 'framework': framework})
@@ -310,7 +314,8 @@ def label(case: dict) -> str:
     dtype = f" {case['dtype']}" if case.get('dtype') else ''
     return f"{case['model']} forward b={case['batch']}{dtype}"
   if case['kind'] == 'train':
-    return 'LoRA train step (BEATs)'
+    remat = f" remat={case['remat']}" if case.get('remat', 'none') != 'none' else ''
+    return f'LoRA train step (BEATs){remat}'
   if case['kind'] == 'scoring':
     return f"{case['method']} scoring"
   return 'matmul peak'

@@ -33,6 +33,7 @@ def test_torch_mirror_matches_official_fixtures():
     {'kind': 'encoder', 'model': 'audiomae', 'batch': 1, 'framework': 'torch'},
     {'kind': 'train', 'framework': 'jax'},
     {'kind': 'train', 'framework': 'torch'},
+    {'kind': 'train', 'framework': 'jax', 'remat': 'full'},
     {'kind': 'scoring', 'method': 'knn', 'framework': 'jax'},
     {'kind': 'scoring', 'method': 'mahalanobis', 'framework': 'sklearn'},
 ])

@@ -108,6 +108,39 @@ def test_steps_on_eight_devices_equal_one_device(branch):
     np.testing.assert_array_equal(value, frozen0[key])
 
 
+@pytest.mark.parametrize('branch', ['beats', 'audiomae'])
+def test_rematerialised_layers_give_the_same_step_in_less_memory(branch):
+  """config.model.remat changes what the backward pass keeps, not the update."""
+  rng = np.random.default_rng(0)
+  batch = {'wave': rng.uniform(-0.5, 0.5, (8, 2, 16000)).astype(np.float32),
+           'attribute_id': np.array([0, 1, 2, 3, 4, -1, 0, 1]),
+           'domain_id': np.array([0, 1, 0, 0, 1, 0, 0, 0])}
+  mesh = step_lib.data_mesh(jax.devices()[:1])
+  results, temp_bytes = {}, {}
+  for remat in ('none', 'attention', 'full'):
+    config = tiny_config()
+    config.model.remat = remat
+    model, params = build.build_branch(config, branch, num_attributes=5)
+    tx, schedule = step_lib.make_optimizer(config.optim, config.train.steps)
+    state = step_lib.replicate(mesh, step_lib.create_train_state(params, tx, build.is_trainable,
+                                                                 config.seed))
+    step = step_lib.compile_train_step(mesh, model=model, tx=tx, schedule=schedule,
+                                       arcface=config.arcface)
+    sharded = step_lib.shard_batch(mesh, batch)
+    compiled = step.lower(state, sharded).compile()
+    temp_bytes[remat] = compiled.memory_analysis().temp_size_in_bytes
+    state, _ = compiled(state, sharded)  # lr is 0 at step 0 (warm-up)
+    results[remat] = jax.device_get(compiled(state, sharded))
+  reference_state, reference_metrics = results['none']
+  reference = traverse_util.flatten_dict(reference_state.trainable)
+  for remat in ('attention', 'full'):
+    state, metrics = results[remat]
+    np.testing.assert_allclose(metrics['loss'], reference_metrics['loss'], rtol=1e-5)
+    for key, value in traverse_util.flatten_dict(state.trainable).items():
+      np.testing.assert_allclose(value, reference[key], atol=1e-5, err_msg=f'{remat} {key}')
+  assert temp_bytes['full'] < temp_bytes['attention'] < temp_bytes['none'], temp_bytes
+
+
 def lora_frozen(params):
   from asd_jax.encoders import lora
   return lora.split_trainable(params, build.is_trainable)[1]
@@ -117,6 +150,10 @@ def test_bad_config_values_fail_in_one_line(tmp_path):
   config = tiny_config()
   config.branches = ('beats', 'wav2vec')
   with pytest.raises(build.ConfigError, match="unknown encoder 'wav2vec'"):
+    build.validate(config, 1)
+  config = tiny_config()
+  config.model.remat = 'some'
+  with pytest.raises(build.ConfigError, match="config.model.remat: 'some'"):
     build.validate(config, 1)
   config = tiny_config()
   config.lora.rank = 0

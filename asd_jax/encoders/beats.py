@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from asd_jax.encoders.config import BeatsConfig, LoRAConfig
-from asd_jax.encoders.layers import PatchEmbed, attend, gelu, split_heads
+from asd_jax.encoders.layers import PatchEmbed, attend, gelu, rematerialised, split_heads
 from asd_jax.encoders.lora import LoRADense
 
 LN_EPS = 1e-5
@@ -109,6 +109,7 @@ class BEATs(nn.Module):
   config: BeatsConfig
   lora: LoRAConfig | None = None
   dtype: Any = jnp.float32
+  remat: str = 'none'  # layers.REMAT_POLICIES: what training keeps for the backward pass
 
   @nn.compact
   def __call__(self, fbank, deterministic: bool = True, classify: bool = False):
@@ -130,7 +131,7 @@ class BEATs(nn.Module):
                          (c.num_buckets, c.encoder_attention_heads))
       buckets = relative_position_buckets(x.shape[1], c.num_buckets, c.max_distance)
       pos_bias = jnp.transpose(table[buckets], (2, 0, 1)).astype(jnp.float32)  # [H, N, N]
-    layers = nn.scan(BeatsLayer, variable_axes={'params': 0},
+    layers = nn.scan(rematerialised(BeatsLayer, self.remat), variable_axes={'params': 0},
                      split_rngs={'params': True, 'dropout': True},
                      in_axes=nn.broadcast, length=c.encoder_layers)
     x, _ = layers(c, self.lora, deterministic, self.dtype, name='layers')(

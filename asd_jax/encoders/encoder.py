@@ -16,12 +16,14 @@ from asd_jax.encoders.checkpoint import load_converted
 from asd_jax.encoders.config import AudioMAEConfig, BeatsConfig, EncoderConfig, LoRAConfig
 
 
-def build_module(config: EncoderConfig, lora: LoRAConfig | None = None, dtype=jnp.float32):
-  """The Flax module for `config` (fbank -> tokens), with LoRA adapters where configured."""
+def build_module(config: EncoderConfig, lora: LoRAConfig | None = None, dtype=jnp.float32,
+                 remat: str = 'none'):
+  """The Flax module for `config` (fbank -> tokens), with LoRA adapters where configured and
+  the layers rematerialised in training as `remat` says (layers.REMAT_POLICIES)."""
   if isinstance(config, BeatsConfig):
-    return BEATs(config, lora, dtype)
+    return BEATs(config, lora, dtype, remat)
   if isinstance(config, AudioMAEConfig):
-    return AudioMAEEncoder(config, lora, dtype)
+    return AudioMAEEncoder(config, lora, dtype, remat)
   raise TypeError(f'not an encoder config: {type(config).__name__}')
 
 

@@ -8,6 +8,26 @@ import jax
 import jax.numpy as jnp
 
 
+# What the backward pass keeps of each transformer layer (the rest is recomputed from the
+# layer's input). Training keeps every layer's activations because LoRA sits in all of them, and
+# the [B, H, N, N] attention tensors dominate: 'attention' keeps the weight matmuls' outputs and
+# recomputes scores and softmax; 'full' keeps only the layer's input (README, Performance).
+REMAT_POLICIES = {
+    'none': None,
+    'attention': jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+    'full': jax.checkpoint_policies.nothing_saveable,
+}
+
+
+def rematerialised(layer: type[nn.Module], remat: str) -> type[nn.Module]:
+  """`layer` wrapped for the backward pass as `remat` (a REMAT_POLICIES key) says."""
+  if remat not in REMAT_POLICIES:
+    raise ValueError(f'remat {remat!r} is not one of {list(REMAT_POLICIES)}')
+  if remat == 'none':
+    return layer
+  return nn.remat(layer, prevent_cse=False, policy=REMAT_POLICIES[remat])
+
+
 class PatchEmbed(nn.Module):
   """Non-overlapping p×p patches of a spectrogram, as Conv2d(1→E, kernel = stride = p).
 

@@ -11,6 +11,7 @@ from asd_jax.encoders import lora as lora_lib
 from asd_jax.encoders.checkpoint import load_converted
 from asd_jax.encoders.config import AudioMAEConfig, BeatsConfig, LoRAConfig
 from asd_jax.encoders.encoder import build_module, front_end_preset
+from asd_jax.encoders.layers import REMAT_POLICIES
 from asd_jax.model.asd_model import ASDModel
 from asd_jax.scoring.normal_reference import BANK_CALIBRATIONS
 
@@ -45,6 +46,9 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   lora_config(config)
   if config.model.pooling not in ('mean', 'attentive'):
     raise ConfigError(f'config.model.pooling: {config.model.pooling!r} is not mean or attentive')
+  if config.model.remat not in REMAT_POLICIES:
+    raise ConfigError(f'config.model.remat: {config.model.remat!r} is not one of '
+                      f'{list(REMAT_POLICIES)}')
   if config.model.dtype not in DTYPES:
     raise ConfigError(f'config.model.dtype: {config.model.dtype!r} is not one of {list(DTYPES)}')
   if config.train.batch_size % num_devices:
@@ -82,7 +86,7 @@ def build_branch(config: ml_collections.ConfigDict, branch: str, num_attributes:
   """(model, initial params): converted or seeded-random encoder + LoRA, fusion, heads."""
   arch, converted = encoder_config(config, branch)
   dtype = DTYPES[config.model.dtype]
-  model = ASDModel(encoder=build_module(arch, lora_config(config), dtype),
+  model = ASDModel(encoder=build_module(arch, lora_config(config), dtype, config.model.remat),
                    preset=front_end_preset(arch), num_mel_bins=arch.num_mel_bins,
                    num_attributes=num_attributes, embed_dim=config.model.embed_dim,
                    pooling=config.model.pooling, gate_bias_init=config.model.gate_bias_init,
