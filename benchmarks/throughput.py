@@ -4,11 +4,11 @@ Cases: encoder forward (full-size BEATs / AudioMAE, random weights in the offici
 converted by checkpoints_convert; 10-s clips; batch 1, 4, 16), one LoRA training step (two
 channels, gated fusion, ArcFace heads; also with the layers rematerialised), and
 normal-reference scoring (kNN k=3 cosine and Ledoit-Wolf Mahalanobis, 10 000 x 256 bank,
-2 000 queries) against scikit-learn. Compile /
-warm-up time is reported apart from the steady-state time (median of repeats); peak memory is
-the case process's maximum RSS (on a GPU also the device's peak allocation); GFLOP/s counts the
-encoders' matmuls by hand. On a GPU the PyTorch cases run on CUDA with TF32 matmuls allowed, as
-JAX computes float32 matmuls by default there, and batches are larger so the device is busy.
+2 000 queries) against scikit-learn. Compile / warm-up time is reported apart from the
+steady-state time (median of repeats); peak memory is the case process's maximum RSS (on a GPU
+also the device's peak allocation); GFLOP/s counts the encoders' matmuls by hand. On a GPU the
+PyTorch cases run on CUDA with TF32 matmuls allowed, as JAX computes float32 matmuls by default
+there, and batches are larger so the device is busy.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ SIZES = {
     # An accelerator: batch 1 times launch latency, 64 keeps the GPU busy.
     'full_gpu': dict(layers=12, seconds=10.0, batches=(1, 16, 64), repeats=10, train_batch=16,
                      bank=10000, queries=2000, dim=256),
-  # Code-path checks in the tests: one layer, one second, tiny banks.
+    # Code-path checks in the tests: one layer, one second, tiny banks.
     'toy': dict(layers=1, seconds=1.0, batches=(1,), repeats=1, train_batch=1,
                 bank=300, queries=20, dim=16),
 }
