@@ -95,7 +95,8 @@ def _synchronize(device) -> None:
     torch.cuda.synchronize()
 
 
-def _torch_encoder(model: str, layers: int, reference: str | None):
+def _torch_encoder(model: str, layers: int, reference: str | None, device):
+  """The PyTorch encoder on `device`: the mirror, or the official BEATs from `reference`."""
   from benchmarks import torch_mirror
   state, cfg = _official_state(model, layers)
   if model == 'beats' and reference:
@@ -107,11 +108,11 @@ def _torch_encoder(model: str, layers: int, reference: str | None):
     import torch
     official = BEATs(BEATsConfig(cfg))
     official.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
-    official.eval()
+    official.to(device).eval()
     return lambda wave: official.extract_features(wave)[0]
   module = (torch_mirror.BEATsTorch(cfg) if model == 'beats'
             else torch_mirror.AudioMAETorch(depth=layers))
-  return torch_mirror.load_official(module, state)
+  return torch_mirror.load_official(module, state).to(device)
 
 
 def encoder_case(case: dict) -> dict:
@@ -131,8 +132,7 @@ def encoder_case(case: dict) -> dict:
   else:
     import torch
     device = _torch_device(case)
-    module = _torch_encoder(case['model'], size['layers'], case.get('reference'))
-    module = module.to(device) if isinstance(module, torch.nn.Module) else module
+    module = _torch_encoder(case['model'], size['layers'], case.get('reference'), device)
     if case['framework'] == 'torch_compile':
       module = torch.compile(module)
     tensor = torch.from_numpy(wave).to(device)
@@ -209,7 +209,8 @@ def train_case(case: dict) -> dict:
     from benchmarks import torch_mirror
     device = _torch_device(case)
     model = torch_mirror.TwoChannelTorch(
-        _torch_encoder('beats', size['layers'], None).train(), num_attributes=8).to(device)
+        _torch_encoder('beats', size['layers'], None, device).train(),
+        num_attributes=8).to(device)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], 1e-3)
     tensors = tuple(torch.from_numpy(a).to(device) for a in (wave, attribute, domain))
 
