@@ -1,7 +1,7 @@
 """asd-jax bench: JAX against PyTorch in one run, each case in a fresh process.
 
 Cases: encoder forward (full-size BEATs / AudioMAE, random weights in the official layout,
-converted by checkpoints_convert; 10-s clips; batch 1, 4, 16), one LoRA training step (two
+converted by checkpoints_convert; 10-s clips; batch 1, 4, 16 on a CPU), one LoRA training step (two
 channels, gated fusion, ArcFace heads; also with the layers rematerialised), and
 normal-reference scoring (kNN k=3 cosine and Ledoit-Wolf Mahalanobis, 10 000 x 256 bank,
 2 000 queries) against scikit-learn. Compile / warm-up time is reported apart from the

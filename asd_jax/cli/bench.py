@@ -1,9 +1,10 @@
 """asd-jax bench [--quick] [--only=REGEX] [--json=F] [--torch_reference=PATH]
 
 Throughput of the JAX path against PyTorch, measured in the same run: encoder forward
-(full-size BEATs and AudioMAE, 10-s clips, batch 1/4/16), a LoRA training step, and kNN /
-Mahalanobis scoring against scikit-learn; compile time apart, peak memory per case, GFLOP/s
-against the measured matmul peak. --quick uses reduced sizes (4 layers, 4-s clips) and the same
+(full-size BEATs and AudioMAE, 10-s clips, batch 1/4/16 on a CPU, 1/16/64 on a GPU where
+PyTorch runs on CUDA), a LoRA training step, and kNN / Mahalanobis scoring against
+scikit-learn; compile time apart, peak memory per case, GFLOP/s against the measured matmul
+peak. --quick uses reduced sizes (4 layers, 4-s clips) and the same
 code paths, in under 3 minutes on a 2-core CPU.
 """
 from absl import flags
