@@ -98,8 +98,7 @@ def load_encoder(path: str, lora: LoRAConfig | None = None, dtype=jnp.float32,
                  rng: jax.Array | None = None) -> Encoder:
   """Loads a folder written by `python -m checkpoints_convert` (optionally adding LoRA)."""
   params, config = load_converted(path)
-  params = jax.tree_util.tree_map(jnp.asarray, params)
-  encoder = Encoder(config, params, None, dtype)
+  encoder = Encoder(config, params, None, dtype)  # puts the weights on the device
   if lora is not None and lora.rank > 0:
     encoder = encoder.with_lora(lora, rng if rng is not None else jax.random.PRNGKey(0))
   return encoder
