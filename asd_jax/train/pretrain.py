@@ -2,12 +2,12 @@
 
 The method adapts *pre-trained* encoders with LoRA on frozen weights. Real configs load converted
 BEATs / AudioMAE checkpoints; the tiny default has no such weights, and a random frozen
-transformer keeps too little spectral detail for distance scoring (default run, official score
-of task2_1 / task2_4: 62.7 / 59.2 without this stage, 65.7 / 67.5 with it). So before LoRA training, a branch without a checkpoint
-pre-trains its encoder on the normal training clips (both channels), in the spirit of AudioMAE:
-a share of the 16×16 fbank patches is blanked, and a linear head on each output token
-reconstructs its patch — blanked ones, and visible ones with their own weight, so the tokens
-keep what they see. The encoder is written as a converted-checkpoint folder
+transformer keeps too little spectral detail for distance scoring (README Results: its pooled
+tokens score 63–65 where pre-trained ones score 69–72). So before LoRA training, a branch
+without a checkpoint pre-trains its encoder on the normal training clips (both channels), in
+the spirit of AudioMAE: a share of the 16×16 fbank patches is blanked, and a linear head on
+each output token reconstructs its patch — blanked ones, and visible ones with their own
+weight, so the tokens keep what they see. The encoder is written as a converted-checkpoint folder
 (W/pretrained/<branch>), which the training stage then loads like real weights.
 """
 from __future__ import annotations
