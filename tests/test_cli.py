@@ -22,3 +22,14 @@ def test_help_lists_each_commands_own_flags():
     assert flag in train.stdout
   unknown = _run('fly')
   assert unknown.returncode == 2 and "unknown command 'fly'" in unknown.stderr
+
+
+def test_library_info_logs_stay_quiet_unless_verbosity_is_given(tmp_path):
+  """absl raises an unset --verbosity to INFO, which floods a run with Orbax and XLA lines:
+  a failing command prints its one error line only, and --verbosity=0 brings INFO back."""
+  args = ('train', f'--data_dir={tmp_path}/missing', f'--workdir={tmp_path}/w')
+  quiet = _run(*args)
+  assert quiet.returncode == 1
+  assert quiet.stderr.strip().splitlines() == [f'error: {tmp_path}/missing: no such dataset folder']
+  verbose = _run(*args, '--verbosity=0')
+  assert verbose.returncode == 1 and 'JAX process 0/1' in verbose.stderr

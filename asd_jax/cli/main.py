@@ -39,9 +39,21 @@ def main(argv=None) -> None:
     for flag in by_module.get(name, []):
       flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
   sys.modules['__main__'].__doc__ = module.__doc__
-  # Library INFO logs (Orbax, XLA) drown the progress bars: warnings only, --verbosity=0 for all.
-  flags.FLAGS.set_default('verbosity', -1)
-  app.run(module.main, argv=[f'asd-jax {command}', *argv[2:]])
+  app.run(_quiet_unless_asked(module.main), argv=[f'asd-jax {command}', *argv[2:]])
+
+
+def _quiet_unless_asked(command_main):
+  """Library INFO logs (Orbax, XLA) drown the progress bars: warnings only unless --verbosity
+  is given. (absl's app.run raises an unset --verbosity to INFO after parsing, so a changed
+  flag default does not survive; the level is set once the flags are parsed.)"""
+
+  def run(argv):
+    from absl import flags, logging
+    if not flags.FLAGS['verbosity'].present:
+      logging.set_verbosity(logging.WARNING)
+    return command_main(argv)
+
+  return run
 
 
 if __name__ == '__main__':
