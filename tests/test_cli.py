@@ -27,7 +27,8 @@ def test_help_lists_each_commands_own_flags():
 
 def test_library_info_logs_stay_quiet_unless_verbosity_is_given(tmp_path):
   """absl raises an unset --verbosity to INFO, which floods a run with Orbax and XLA lines:
-  a failing command prints its one error line only, and --verbosity=0 brings INFO back."""
+  a failing command ends with its one error line and prints no INFO line; --verbosity=0 brings
+  INFO back."""
   args = ('train', f'--data_dir={tmp_path}/missing', f'--workdir={tmp_path}/w')
   info_line = re.compile(r'^I\d{4} ', re.MULTILINE)  # absl's INFO prefix, e.g. 'I1128 07:00'
   quiet = _run(*args)
