@@ -71,6 +71,25 @@ def test_synthesis_is_deterministic_per_seed(tmp_path):
       not np.array_equal(read('a'), read('c'))
 
 
+def test_severity_range_changes_only_the_anomalous_clips(tmp_path):
+  """The range scales the anomalies; every normal clip stays the same file."""
+  small = synthetic.SynthConfig(machines=('bearing',), clip_seconds=1.0, source_train=2,
+                                target_train=1, test_per_group=2)
+  synthetic.generate(str(tmp_path / 'weak'), small)
+  synthetic.generate(str(tmp_path / 'strong'),
+                     synthetic.SynthConfig(**{**small.__dict__, 'severity_range': (0.5, 1.0)}))
+  for split in ('train', 'test'):
+    folder = f'dev_data/raw/bearing/{split}'
+    names = sorted(os.listdir(tmp_path / 'weak' / folder))
+    assert names == sorted(os.listdir(tmp_path / 'strong' / folder))
+    for name in names:
+      same = np.array_equal(*(sf.read(tmp_path / d / folder / name)[0]
+                              for d in ('weak', 'strong')))
+      assert same == ('_anomaly_' not in name), name
+  with pytest.raises(ValueError, match='severity_range must satisfy'):
+    synthetic.SynthConfig(severity_range=(0.0, 0.4))
+
+
 def _copy(small_root, tmp_path):
   root = str(tmp_path / 'copy')
   shutil.copytree(small_root, root)
@@ -272,8 +291,12 @@ def test_synth_and_inspect_commands(tmp_path):
   run = lambda *a: subprocess.run([sys.executable, '-m', 'asd_jax.cli.main', *a], env=env,
                                   capture_output=True, text=True, timeout=300)
   made = run('synth', f'--output_dir={root}', '--machines=valve', '--clip_seconds=1',
-             '--source_train=3', '--target_train=1', '--test_per_group=1')
+             '--source_train=3', '--target_train=1', '--test_per_group=1',
+             '--severity_range=0.1,1.0')
   assert made.returncode == 0, made.stderr
+  reversed_range = run('synth', f'--output_dir={tmp_path}/other', '--severity_range=1,0.1')
+  assert reversed_range.returncode != 0
+  assert 'severity_range must satisfy 0 < low <= high' in reversed_range.stderr
   shown = run('inspect', f'--data_dir={root}')
   assert shown.returncode == 0, shown.stderr
   assert 'valve' in shown.stdout and '8 clips' in shown.stdout

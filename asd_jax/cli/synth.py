@@ -24,13 +24,20 @@ _TARGET = flags.DEFINE_integer('target_train', synthetic.SynthConfig.target_trai
                                'normal target-domain training clips per machine')
 _TEST = flags.DEFINE_integer('test_per_group', synthetic.SynthConfig.test_per_group,
                              'test clips per (domain, normal/anomaly) and machine')
+_SEVERITY = flags.DEFINE_list(
+    'severity_range', [str(v) for v in synthetic.SynthConfig.severity_range],
+    'low,high: the strength of each anomaly is drawn uniformly from this range (the default '
+    'puts the official baselines near their published dev-set scores; 0.1,1.0 is easier)')
 
 
 def main(argv):
   common.reject_positional(argv)
   try:
+    severity = tuple(float(v) for v in _SEVERITY.value)
+    if len(severity) != 2:
+      raise ValueError(f'--severity_range needs two numbers, low,high; got {_SEVERITY.value}')
     config = synthetic.SynthConfig(tuple(_MACHINES.value), _SECONDS.value, _SOURCE.value,
-                                   _TARGET.value, _TEST.value, _SEED.value)
+                                   _TARGET.value, _TEST.value, _SEED.value, severity)
   except ValueError as e:
     raise app.UsageError(str(e))
   from tqdm import tqdm
