@@ -86,8 +86,9 @@ def test_severity_range_changes_only_the_anomalous_clips(tmp_path):
       same = np.array_equal(*(sf.read(tmp_path / d / folder / name)[0]
                               for d in ('weak', 'strong')))
       assert same == ('_anomaly_' not in name), name
-  with pytest.raises(ValueError, match='severity_range must satisfy'):
-    synthetic.SynthConfig(severity_range=(0.0, 0.4))
+  for bad in ((0.0, 0.4), (0.4, 0.1), (0.1,), (0.1, 0.2, 0.3)):
+    with pytest.raises(ValueError, match='severity_range must satisfy'):
+      synthetic.SynthConfig(severity_range=bad)
 
 
 def _copy(small_root, tmp_path):

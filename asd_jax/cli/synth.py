@@ -33,9 +33,10 @@ _SEVERITY = flags.DEFINE_list(
 def main(argv):
   common.reject_positional(argv)
   try:
-    severity = tuple(float(v) for v in _SEVERITY.value)
-    if len(severity) != 2:
-      raise ValueError(f'--severity_range needs two numbers, low,high; got {_SEVERITY.value}')
+    try:
+      severity = tuple(float(v) for v in _SEVERITY.value)
+    except ValueError:
+      raise ValueError(f'--severity_range needs numbers, low,high; got {_SEVERITY.value}')
     config = synthetic.SynthConfig(tuple(_MACHINES.value), _SECONDS.value, _SOURCE.value,
                                    _TARGET.value, _TEST.value, _SEED.value, severity)
   except ValueError as e:

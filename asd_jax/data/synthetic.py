@@ -21,7 +21,8 @@ SAMPLE_RATE = 16000
 
 @dataclasses.dataclass(frozen=True)
 class SynthConfig:
-  """Size of the generated dataset; the defaults keep the full run to minutes on 2 cores."""
+  """Size and difficulty of the generated dataset; the defaults keep the full run to minutes on
+  2 cores."""
   machines: tuple[str, ...] = ('fan', 'bearing', 'valve', 'gearbox')
   clip_seconds: float = 4.0
   # DCASE has ~990 source and ~10 target training clips and 50 test clips per (domain, label);
@@ -45,9 +46,9 @@ class SynthConfig:
       raise ValueError('clip_seconds must be at least 1')
     if min(self.source_train, self.target_train, self.test_per_group) < 1:
       raise ValueError('clip counts must be at least 1')
-    low, high = self.severity_range
-    if not 0 < low <= high:
-      raise ValueError(f'severity_range must satisfy 0 < low <= high, got {self.severity_range}')
+    if len(self.severity_range) != 2 or not 0 < self.severity_range[0] <= self.severity_range[1]:
+      raise ValueError('severity_range must satisfy 0 < low <= high (two numbers), got '
+                       f'{self.severity_range}')
 
 
 @dataclasses.dataclass(frozen=True)
