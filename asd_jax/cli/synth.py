@@ -33,10 +33,10 @@ _SEVERITY = flags.DEFINE_list(
 def main(argv):
   common.reject_positional(argv)
   try:
-    try:
-      severity = tuple(float(v) for v in _SEVERITY.value)
-    except ValueError:
-      raise ValueError(f'--severity_range needs numbers, low,high; got {_SEVERITY.value}')
+    severity = tuple(float(v) for v in _SEVERITY.value)
+  except ValueError:
+    raise app.UsageError(f'--severity_range needs numbers, low,high; got {_SEVERITY.value}')
+  try:
     config = synthetic.SynthConfig(tuple(_MACHINES.value), _SECONDS.value, _SOURCE.value,
                                    _TARGET.value, _TEST.value, _SEED.value, severity)
   except ValueError as e:
