@@ -7,8 +7,9 @@ earlier version of the built-in data: its pooled tokens scored 63–65 where pre
 scored 69–72). So before LoRA training, a branch without a checkpoint pre-trains its encoder on
 the normal training clips (both channels), in the spirit of AudioMAE: a share of the 16×16
 fbank patches is blanked, and a linear head on each output token reconstructs its patch —
-blanked ones, and visible ones with their own weight, so the tokens keep what they see. The encoder is written as a converted-checkpoint folder
-(W/pretrained/<branch>), which the training stage then loads like real weights.
+blanked ones, and visible ones with their own weight, so the tokens keep what they see. The
+encoder is written as a converted-checkpoint folder (W/pretrained/<branch>), which the training
+stage then loads like real weights.
 """
 from __future__ import annotations
 
