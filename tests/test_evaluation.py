@@ -1,19 +1,25 @@
 """Metrics against sklearn and hand cases; submission I/O and its refusals."""
+import csv
 import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import scipy.stats
 from sklearn.metrics import roc_auc_score
 
+from asd_jax.data import ground_truth
 from asd_jax.evaluation import evaluate, metrics, report, submission
 from tests.conftest import REPO
 
 
 def test_report_arithmetic():
   assert round(100 * metrics.hmean([0.6725, 0.6322, 0.5510]), 2) == 61.43
-  assert metrics.hmean([0.5, 0.0]) == 0.0
+  # the official evaluator floors each value at float eps before its harmonic mean
+  values = [0.5, 0.0, 0.9]
+  assert metrics.hmean(values) == pytest.approx(
+      scipy.stats.hmean(np.maximum(values, sys.float_info.epsilon)), rel=1e-12)
 
 
 def test_section_metrics_follow_the_official_definitions():
@@ -23,11 +29,98 @@ def test_section_metrics_follow_the_official_definitions():
   got = metrics.section_metrics(labels, scores, domains)
   src = (domains == 'source') | (labels == 1)
   tgt = (domains == 'target') | (labels == 1)
-  assert got['AUC(source)'] == roc_auc_score(labels[src], scores[src])
-  assert got['AUC(target)'] == roc_auc_score(labels[tgt], scores[tgt])
+  assert got['AUC (source)'] == roc_auc_score(labels[src], scores[src])
+  assert got['AUC (target)'] == roc_auc_score(labels[tgt], scores[tgt])
   assert got['pAUC'] == roc_auc_score(labels, scores, max_fpr=0.1)
   # by hand: source normals {0.1, 0.5} vs anomalies {0.8, 0.3, 0.7, 0.95}: 7 of 8 pairs
-  assert got['AUC(source)'] == pytest.approx(7 / 8)
+  assert got['AUC (source)'] == pytest.approx(7 / 8)
+  with pytest.raises(ValueError, match='no target-domain normal clips'):
+    metrics.section_metrics(labels, scores, np.array(['source'] * 8))
+
+
+# A hand-computed section: (label, domain, score, decision) per clip.
+HAND = [(0, 0, 0.1, 0), (0, 0, 0.4, 1), (0, 1, 0.6, 0), (0, 1, 0.2, 0),
+        (1, 0, 0.5, 1), (1, 0, 0.3, 0), (1, 1, 0.9, 1), (1, 1, 0.7, 1)]
+HAND_EXPECTED = {
+    'AUC (all)': 13 / 16,  # 4 + 3 + 2 + 4 of the 16 normal-anomaly pairs are ordered right
+    'AUC (source)': 7 / 8,  # source normals {0.1, 0.4} vs all four anomalies
+    'AUC (target)': 6 / 8,  # target normals {0.6, 0.2} vs all four anomalies
+    # ROC reaches TPR 0.5 at FPR 0 and stays there to FPR 0.25: area to FPR 0.1 is 0.05;
+    # McClish: (1 + (0.05 - 0.005) / (0.1 - 0.005)) / 2
+    'pAUC': 0.5 * (1 + 0.045 / 0.095),
+    'precision (source)': 0.5, 'recall (source)': 0.5, 'F1 score (source)': 0.5,  # tp fp fn 1 1 1
+    'precision (target)': 1.0, 'recall (target)': 1.0, 'F1 score (target)': 1.0,  # tp 2
+}
+HAND_OFFICIAL = 3 / (8 / 7 + 8 / 6 + 1 / HAND_EXPECTED['pAUC'])  # 0.782609
+EVAL_NAMES = [f'section_00_{i + 1:04d}.wav' for i in range(len(HAND))]
+DEV_NAMES = [f'section_00_{("source", "target")[d]}_test_{("normal", "anomaly")[l]}_{i + 1:04d}'
+             '_mdl_A' for i, (l, d, _, _) in enumerate(HAND)]
+
+
+def _official_truth(folder, domain_values=('0', '1')):
+  """The official evaluator's three folders for the hand section (machine 'fan')."""
+  rows = {'ground_truth_data': [(n, l) for n, (l, _, _, _) in zip(EVAL_NAMES, HAND)],
+          'ground_truth_domain': [(n, domain_values[d]) for n, (_, d, _, _) in
+                                  zip(EVAL_NAMES, HAND)],
+          'ground_truth_attributes': list(zip(EVAL_NAMES, DEV_NAMES))}
+  for sub, table in rows.items():
+    os.makedirs(os.path.join(folder, sub))
+    with open(os.path.join(folder, sub, 'ground_truth_fan_section_00_test.csv'), 'w') as f:
+      f.write(''.join(f'{a},{b}\n' for a, b in table))
+  return folder
+
+
+def _hand_submission(folder, attribute_names: bool):
+  """Scores and decisions of the hand section; every other clip named by its attribute name."""
+  names = [f'{d}.wav' if attribute_names and i % 2 else e
+           for i, (e, d) in enumerate(zip(EVAL_NAMES, DEV_NAMES))]
+  submission.write_section(folder, 'fan', '00', names, np.array([h[2] for h in HAND]),
+                           np.array([h[3] for h in HAND]))
+  return folder
+
+
+@pytest.mark.parametrize('layout_kind', ['official', 'official_words', 'flat'])
+def test_official_layouts_give_the_hand_computed_score(tmp_path, layout_kind):
+  gt = str(tmp_path / 'gt')
+  if layout_kind == 'flat':
+    os.makedirs(gt)
+    with open(os.path.join(gt, 'ground_truth_fan_section_00_test.csv'), 'w') as f:
+      f.write(''.join(f'{n},{h[0]}\n' for n, h in zip(EVAL_NAMES, HAND)))
+    with open(os.path.join(gt, 'ground_truth_domain_fan_section_00_test.csv'), 'w') as f:
+      f.write(''.join(f'{n},{h[1]}\n' for n, h in zip(EVAL_NAMES, HAND)))
+  else:
+    _official_truth(gt, ('source', 'target') if layout_kind == 'official_words' else ('0', '1'))
+  sub = _hand_submission(str(tmp_path / 'sub'), attribute_names=layout_kind != 'flat')
+  results = evaluate.evaluate_submission(sub, ground_truth.read_ground_truth(gt))
+  assert results[0].values == pytest.approx(HAND_EXPECTED, abs=1e-12)
+  assert metrics.summarise(results)['official score'] == pytest.approx(HAND_OFFICIAL, abs=1e-12)
+  rows = report.official_rows(results)
+  assert rows[1] == ['section', *metrics.SECTION_COLUMNS]
+  assert rows[-1] == ['official score', '', pytest.approx(HAND_OFFICIAL, abs=1e-12)]
+
+
+@pytest.mark.parametrize('change, message', [
+    (lambda gt: _rewrite(gt, 'ground_truth_domain', ',0\n', ',1\n'),
+     'has no source-domain normal clips'),
+    (lambda gt: _rewrite(gt, 'ground_truth_domain', ',1\n', ',2\n'), "domain of .* is '2'"),
+    (lambda gt: _rewrite(gt, 'ground_truth_data', ',1\n', ',x\n'), "label of .* is 'x'"),
+])
+def test_bad_ground_truth_is_one_line_naming_the_file(tmp_path, change, message):
+  gt = _official_truth(str(tmp_path / 'gt'))
+  change(gt)
+  sub = _hand_submission(str(tmp_path / 'sub'), attribute_names=False)
+  with pytest.raises(ValueError, match=message) as raised:
+    evaluate.evaluate_submission(sub, ground_truth.read_ground_truth(gt))
+  assert 'ground_truth_fan_section_00_test.csv' in str(raised.value)
+  assert '\n' not in str(raised.value)
+
+
+def _rewrite(gt, sub, old, new):
+  path = os.path.join(gt, sub, 'ground_truth_fan_section_00_test.csv')
+  with open(path) as f:
+    text = f.read()
+  with open(path, 'w') as f:
+    f.write(text.replace(old, new))
 
 
 def _write(folder, rows_by_section):
@@ -54,10 +147,11 @@ def test_submission_round_trip_and_evaluation(tmp_path, truth_dir):
   _write(sub, {('fan', '00'): [(n, s) for n, s in zip(names, [0.1, 0.9, 0.2, 0.8])]})
   assert sorted(os.listdir(sub)) == ['anomaly_score_fan_section_00_test.csv',
                                      'decision_result_fan_section_00_test.csv']
-  truth = submission.read_ground_truth(folder)  # domains from the dev-style names
+  truth = ground_truth.read_ground_truth(folder)  # domains from the dev-style names
   results = evaluate.evaluate_submission(sub, truth)
-  assert results[0].values == {'AUC(source)': 1.0, 'AUC(target)': 1.0, 'pAUC': 1.0}
-  assert 'Official score' in report.markdown_table({'x': results})
+  assert {k: results[0].values[k] for k in metrics.METRICS} == {
+      'AUC (source)': 1.0, 'AUC (target)': 1.0, 'pAUC': 1.0}
+  assert 'official score' in report.markdown_table({'x': results})
 
 
 @pytest.mark.parametrize('case, message', [
@@ -66,7 +160,8 @@ def test_submission_round_trip_and_evaluation(tmp_path, truth_dir):
     ('extra_file', 'no ground truth for this section'),
     ('text', "is not a number"),
     ('nan', 'is nan'),
-    ('missing_row', 'no score for'),
+    ('missing_row', 'no row for'),
+    ('bad_decision', "decision of .* is '2'"),
 ])
 def test_bad_submissions_are_refused(tmp_path, truth_dir, case, message):
   folder, names = truth_dir
@@ -81,26 +176,32 @@ def test_bad_submissions_are_refused(tmp_path, truth_dir, case, message):
     path.write_text(path.read_text() + f'{names[0]},0.3\n')
   if case == 'extra_file':
     _write(str(sub), {('valve', '01'): rows})
+  if case == 'bad_decision':
+    decisions = sub / 'decision_result_fan_section_00_test.csv'
+    decisions.write_text(decisions.read_text().replace(',0', ',2', 1))
   if case in ('text', 'nan'):
     path.write_text(path.read_text().replace('0.5', 'high' if case == 'text' else 'nan', 1))
   with pytest.raises(submission.SubmissionError, match=message):
-    evaluate.evaluate_submission(str(sub), submission.read_ground_truth(folder))
+    evaluate.evaluate_submission(str(sub), ground_truth.read_ground_truth(folder))
 
 
-def test_evaluate_command(tmp_path, truth_dir):
-  folder, names = truth_dir
-  sub = str(tmp_path / 'sub')
-  _write(sub, {('fan', '00'): [(n, s) for n, s in zip(names, [0.1, 0.9, 0.95, 0.8])]})
-  run = lambda s: subprocess.run([sys.executable, '-m', 'asd_jax.cli.main', 'evaluate',
-                                  f'--submission_dir={s}', f'--ground_truth_dir={folder}'],
-                                 env={**os.environ, 'PYTHONPATH': REPO}, capture_output=True,
-                                 text=True, timeout=300)
-  good = run(sub)
+def test_evaluate_command(tmp_path):
+  gt = _official_truth(str(tmp_path / 'gt'))
+  sub = _hand_submission(str(tmp_path / 'sub'), attribute_names=True)
+  result_csv = str(tmp_path / 'result.csv')
+  run = lambda s, *extra: subprocess.run(
+      [sys.executable, '-m', 'asd_jax.cli.main', 'evaluate', f'--submission_dir={s}',
+       f'--ground_truth_dir={gt}', *extra], env={**os.environ, 'PYTHONPATH': REPO},
+      capture_output=True, text=True, timeout=300)
+  good = run(sub, f'--result_csv={result_csv}')
   assert good.returncode == 0, good.stderr
   lines = good.stdout.splitlines()
-  # the target normal (0.95) outscores both anomalies (0.9, 0.8); the source normal (0.1) none
-  assert any('AUC(source)' in l and l.endswith('100.00') for l in lines)
-  assert any('AUC(target)' in l and l.endswith(' 0.00') for l in lines)
+  assert lines[-1].split() == ['official', 'score', f'{100 * HAND_OFFICIAL:.2f}']
+  assert lines[2].split()[:5] == ['00', '81.25', '87.50', '75.00', '73.68']
+  with open(result_csv) as f:
+    rows = list(csv.reader(f))
+  assert rows[0] == ['fan'] and rows[1] == ['section', *metrics.SECTION_COLUMNS]
+  assert float(rows[-1][2]) == pytest.approx(HAND_OFFICIAL, abs=1e-9)
   bad = run(str(tmp_path / 'nothing'))
   assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1].endswith(
       'no such submission folder')

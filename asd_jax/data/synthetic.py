@@ -253,7 +253,8 @@ def generate(output_dir: str, config: SynthConfig = SynthConfig(), progress=None
         csv.writer(f).writerows((name, label) for name, label, _ in rows)
       with open(os.path.join(gt_dir, f'ground_truth_domain_{machine}_section_00_test.csv'), 'w',
                 newline='') as f:
-        csv.writer(f).writerows((name, domain) for name, _, domain in rows)
+        # the official evaluator's encoding: 0 = source, 1 = target
+        csv.writer(f).writerows((name, int(domain == 'target')) for name, _, domain in rows)
     if os.path.exists(output_dir):
       os.rmdir(output_dir)
     os.replace(staging, output_dir)

@@ -5,14 +5,20 @@ from asd_jax.evaluation import metrics, submission
 
 
 def evaluate_submission(submission_dir: str, truth) -> list[metrics.SectionResult]:
-  """truth: {(machine, section): {file_name: (label, domain)}} (see read_ground_truth)."""
-  scores = submission.read_scores(submission_dir)
-  submission.align(scores, truth, submission_dir)
+  """truth: {(machine, section): SectionTruth} (data.ground_truth). Both the anomaly-score and
+  the decision files must cover exactly the ground truth's clips."""
+  scores = submission.align(submission.read_scores(submission_dir), truth, submission_dir)
+  decisions = submission.align(submission.read_decisions(submission_dir), truth,
+                               submission_dir, 'decision_result')
   results = []
-  for (machine, section), clips in sorted(truth.items()):
-    names = sorted(clips)
-    values = metrics.section_metrics([clips[n][0] for n in names],
-                                     [scores[machine, section][n] for n in names],
-                                     [clips[n][1] for n in names])
-    results.append(metrics.SectionResult(machine, section, values))
+  for key, section in sorted(truth.items()):
+    names = sorted(section.clips)
+    try:
+      values = metrics.section_metrics([section.clips[n][0] for n in names],
+                                       [scores[key][n] for n in names],
+                                       [section.clips[n][1] for n in names],
+                                       [decisions[key][n] for n in names])
+    except ValueError as e:
+      raise submission.SubmissionError(f'{section.path}: {key[0]} section {key[1]}: {e}') from None
+    results.append(metrics.SectionResult(*key, values))
   return results

@@ -1,4 +1,4 @@
-"""DCASE submission files: anomaly_score_* and decision_result_* CSVs, and their ground truth.
+"""DCASE submission files: anomaly_score_* and decision_result_* CSVs.
 
 Writing is atomic per file; reading validates everything (missing, duplicate or extra files and
 rows, non-numeric or non-finite scores) and fails with one line naming the file.
@@ -12,11 +12,7 @@ import math
 import os
 import re
 
-from asd_jax.data.layout import parse_file_name
 from asd_jax.io import atomic_write_text
-
-SCORE_FILE = re.compile(r'^anomaly_score_(?P<machine>.+)_section_(?P<section>\d{2})_test\.csv$')
-TRUTH_FILE = re.compile(r'^ground_truth_(?P<machine>.+)_section_(?P<section>\d{2})_test\.csv$')
 
 
 class SubmissionError(ValueError):
@@ -38,93 +34,94 @@ def write_section(folder: str, machine: str, section: str, file_names, scores, d
                     _csv_text((n, int(d)) for n, d in zip(file_names, decisions)))
 
 
-def read_scores(folder: str) -> dict[tuple[str, str], dict[str, float]]:
-  """{(machine, section): {file_name: score}} from a submission folder."""
+def _read_rows(path: str, parse) -> dict[str, object]:
+  """file_name,value rows of one submission file; `parse` turns a value into its type or
+  raises ValueError with what is wrong."""
+  values: dict[str, object] = {}
+  with open(path, newline='') as f:
+    for line, row in enumerate(csv.reader(f), 1):
+      if not row:
+        continue
+      if len(row) < 2:
+        raise SubmissionError(f'{path}:{line}: expected file_name,value')
+      name = os.path.basename(row[0].strip())
+      if name in values:
+        raise SubmissionError(f'{path}:{line}: duplicate row for {name}')
+      try:
+        values[name] = parse(row[1].strip(), name)
+      except ValueError as e:
+        raise SubmissionError(f'{path}:{line}: {e}') from None
+  return values
+
+
+def _score(value: str, name: str) -> float:
+  try:
+    score = float(value)
+  except ValueError:
+    raise ValueError(f'score {value!r} is not a number') from None
+  if not math.isfinite(score):
+    raise ValueError(f'score of {name} is {value}')
+  return score
+
+
+def _decision(value: str, name: str) -> int:
+  if value not in ('0', '1'):
+    raise ValueError(f'decision of {name} is {value!r}; expected 0 or 1')
+  return int(value)
+
+
+def _read_folder(folder: str, kind: str, parse) -> dict[tuple[str, str], dict]:
   if not os.path.isdir(folder):
     raise SubmissionError(f'{folder}: no such submission folder')
+  pattern = re.compile(rf'^{kind}_(?P<machine>.+)_section_(?P<section>\d{{2}})_test\.csv$')
   out = {}
-  for path in sorted(glob.glob(os.path.join(folder, 'anomaly_score_*.csv'))):
-    match = SCORE_FILE.match(os.path.basename(path))
+  for path in sorted(glob.glob(os.path.join(folder, f'{kind}_*.csv'))):
+    match = pattern.match(os.path.basename(path))
     if not match:
-      raise SubmissionError(f'{path}: name is not anomaly_score_<machine>_section_<ss>_test.csv')
-    scores: dict[str, float] = {}
-    with open(path, newline='') as f:
-      for line, row in enumerate(csv.reader(f), 1):
-        if not row:
-          continue
-        if len(row) < 2:
-          raise SubmissionError(f'{path}:{line}: expected file_name,score')
-        name, value = row[0].strip(), row[1].strip()
-        if name in scores:
-          raise SubmissionError(f'{path}:{line}: duplicate row for {name}')
-        try:
-          score = float(value)
-        except ValueError:
-          raise SubmissionError(f'{path}:{line}: score {value!r} is not a number') from None
-        if not math.isfinite(score):
-          raise SubmissionError(f'{path}:{line}: score of {name} is {value}')
-        scores[name] = score
-    out[match['machine'], match['section']] = scores
+      raise SubmissionError(f'{path}: name is not {kind}_<machine>_section_<ss>_test.csv')
+    out[match['machine'], match['section']] = _read_rows(path, parse)
   if not out:
-    raise SubmissionError(f'{folder}: no anomaly_score_*.csv files')
+    raise SubmissionError(f'{folder}: no {kind}_*.csv files')
   return out
 
 
-def read_ground_truth(folder: str) -> dict[tuple[str, str], dict[str, tuple[int, str | None]]]:
-  """{(machine, section): {file_name: (label, domain)}} from ground_truth[_domain]_*.csv; a
-  missing domain file falls back to the domain in the file names (dev naming)."""
-  if not os.path.isdir(folder):
-    raise SubmissionError(f'{folder}: no such ground-truth folder')
-  out = {}
-  for path in sorted(glob.glob(os.path.join(folder, 'ground_truth_*.csv'))):
-    match = TRUTH_FILE.match(os.path.basename(path))
-    if not match or os.path.basename(path).startswith('ground_truth_domain_'):
-      continue
-    machine, section = match['machine'], match['section']
-    domain_path = os.path.join(folder, f'ground_truth_domain_{machine}_section_{section}_test.csv')
-    domains = {}
-    if os.path.exists(domain_path):
-      with open(domain_path, newline='') as f:
-        domains = {r[0].strip(): r[1].strip() for r in csv.reader(f) if len(r) >= 2}
-    truth = {}
-    with open(path, newline='') as f:
-      for row in csv.reader(f):
-        if len(row) < 2:
-          continue
-        name = row[0].strip()
-        if row[1].strip() not in ('0', '1'):
-          raise SubmissionError(f'{path}: label of {name} is {row[1]!r}, expected 0 or 1')
-        domain = domains.get(name)
-        if domain is None:
-          try:
-            domain = parse_file_name(name).domain
-          except ValueError:
-            domain = None
-        if domain is None:
-          raise SubmissionError(f'{path}: no domain for {name} ({domain_path} is missing)')
-        truth[name] = (int(row[1]), domain)
-    out[machine, section] = truth
-  if not out:
-    raise SubmissionError(f'{folder}: no ground_truth_<machine>_section_<ss>_test.csv files')
-  return out
+def read_scores(folder: str) -> dict[tuple[str, str], dict[str, float]]:
+  """{(machine, section): {file_name: score}} from a submission folder."""
+  return _read_folder(folder, 'anomaly_score', _score)
 
 
-def align(scores, truth, folder: str):
-  """Checks the submission covers exactly the ground truth's sections and clips."""
-  missing = sorted(set(truth) - set(scores))
+def read_decisions(folder: str) -> dict[tuple[str, str], dict[str, int]]:
+  """{(machine, section): {file_name: 0|1}} from a submission folder's decision files."""
+  return _read_folder(folder, 'decision_result', _decision)
+
+
+def align(values, truth, folder: str, kind: str = 'anomaly_score'):
+  """`values` of one kind ({(machine, section): {name: value}}) with clips named either way the
+  ground truth allows renamed to its names; fails unless they cover exactly its sections and
+  clips."""
+  missing = sorted(set(truth) - set(values))
   if missing:
     m, s = missing[0]
-    raise SubmissionError(f'{folder}: anomaly_score_{m}_section_{s}_test.csv is missing')
-  extra = sorted(set(scores) - set(truth))
+    raise SubmissionError(f'{folder}: {kind}_{m}_section_{s}_test.csv is missing')
+  extra = sorted(set(values) - set(truth))
   if extra:
     m, s = extra[0]
-    raise SubmissionError(f'{folder}/anomaly_score_{m}_section_{s}_test.csv: no ground truth '
+    raise SubmissionError(f'{folder}/{kind}_{m}_section_{s}_test.csv: no ground truth '
                           'for this section')
-  for key, expected in truth.items():
-    name = f'{folder}/anomaly_score_{key[0]}_section_{key[1]}_test.csv'
-    lacking = sorted(set(expected) - set(scores[key]))
+  aligned = {}
+  for key, section in truth.items():
+    name = f'{folder}/{kind}_{key[0]}_section_{key[1]}_test.csv'
+    renamed = {}
+    for clip, value in values[key].items():
+      canonical = section.aliases.get(clip, clip)
+      if canonical in renamed:
+        raise SubmissionError(f'{name}: {canonical} is listed twice (once as {clip})')
+      renamed[canonical] = value
+    lacking = sorted(set(section.clips) - set(renamed))
     if lacking:
-      raise SubmissionError(f'{name}: no score for {lacking[0]} ({len(lacking)} clips missing)')
-    unknown = sorted(set(scores[key]) - set(expected))
+      raise SubmissionError(f'{name}: no row for {lacking[0]} ({len(lacking)} clips missing)')
+    unknown = sorted(set(renamed) - set(section.clips))
     if unknown:
       raise SubmissionError(f'{name}: {unknown[0]} is not in the ground truth')
+    aligned[key] = renamed
+  return aligned
