@@ -122,7 +122,8 @@ def test_csv_row_without_file_and_mixed_rates(small_root, tmp_path):
   other = os.path.join(train, sorted(os.listdir(train))[1])
   sf.write(other, wave[::2], 8000)
   manifest = layout.scan_dataset(root, strict=False)
-  assert any('8000 Hz differs' in p for p in manifest.problems)
+  assert any(f'{other}: sample rate 8000 Hz' in p for p in manifest.problems)
+  assert other not in [c.path for c in manifest.clips]
 
 
 def test_missing_folder_is_one_clear_error(tmp_path):

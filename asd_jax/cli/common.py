@@ -23,10 +23,37 @@ def fail(message: str) -> None:
   sys.exit(1)
 
 
+def fail_lines(lines: list[str]) -> None:
+  """One `error:` line per problem (each names its file) and exit status 1."""
+  for line in lines:
+    print(f'error: {line}', file=sys.stderr)
+  sys.exit(1)
+
+
+def define_strict_flag():
+  from absl import flags
+  return flags.DEFINE_bool('strict', True, 'stop on bad input files (truncated, NaN/Inf or '
+                           'all-zero audio, odd channel count or sample rate, far too short, '
+                           'misnamed), naming each; --nostrict leaves them out and counts them')
+
+
 def reject_positional(argv) -> None:
   from absl import app
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+
+
+def distributed_arguments(train) -> dict:
+  """jax.distributed.initialize's arguments from the config: only the values set, so JAX's own
+  cluster detection fills the rest."""
+  arguments = {}
+  if train.coordinator_address:
+    arguments['coordinator_address'] = train.coordinator_address
+  if train.num_processes > 0:
+    arguments['num_processes'] = train.num_processes
+  if train.process_id >= 0:
+    arguments['process_id'] = train.process_id
+  return arguments
 
 
 def prepared_config(config_flag):
@@ -36,7 +63,7 @@ def prepared_config(config_flag):
   from asd_jax.model.build import ConfigError, validate
   config = config_flag.value
   if config.train.distributed:
-    jax.distributed.initialize()
+    jax.distributed.initialize(**distributed_arguments(config.train))
   try:
     validate(config, jax.device_count())
   except ConfigError as e:

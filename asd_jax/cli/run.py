@@ -14,6 +14,7 @@ _DATA = flags.DEFINE_string('data_dir', None, 'DCASE-layout dataset root (defaul
                             'built-in synthetic dataset in W/data)')
 _WORKDIR = flags.DEFINE_string('workdir', 'workdir', 'output folder (resumed when it exists)')
 _CONFIG = common.define_config_flag()
+_STRICT = common.define_strict_flag()
 
 
 def main(argv):
@@ -23,6 +24,8 @@ def main(argv):
   from asd_jax.data import layout
   from asd_jax.evaluation.submission import SubmissionError
   try:
-    job.run_job(config, _DATA.value, _WORKDIR.value)
-  except (layout.DatasetError, SubmissionError) as e:
+    job.run_job(config, _DATA.value, _WORKDIR.value, strict=_STRICT.value)
+  except layout.DatasetError as e:
+    common.fail_lines(e.problems)
+  except SubmissionError as e:
     common.fail(str(e))

@@ -13,17 +13,20 @@ _DATA = flags.DEFINE_string('data_dir', None, 'DCASE-layout dataset root', requi
 _WORKDIR = flags.DEFINE_string('workdir', None, 'output folder (resumed when it exists)',
                                required=True)
 _CONFIG = common.define_config_flag()
+_STRICT = common.define_strict_flag()
 
 
 def main(argv):
   common.reject_positional(argv)
   config = common.prepared_config(_CONFIG)
-  from asd_jax.data import layout
+  from asd_jax.data import audio_check, layout
   from asd_jax.train import loop
   try:
-    manifest = layout.scan_dataset(_DATA.value, strict=False)
+    manifest = layout.scan_dataset(_DATA.value, strict=False)  # strict once decoded too
+    manifest = layout.without_bad_audio(
+        manifest, audio_check.content_problems(c.path for c in manifest.clips), _STRICT.value)
   except layout.DatasetError as e:
-    common.fail(str(e))
+    common.fail_lines(e.problems)
   for branch in config.branches:
     summary = loop.train_branch(config, branch, manifest, _WORKDIR.value)
     state = 'already finished' if summary['skipped'] else (

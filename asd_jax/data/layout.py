@@ -1,21 +1,23 @@
 """DCASE Task 2 dataset layout: file names, attribute CSVs, ground truth -> one typed manifest.
 
 <root>/{dev,eval}_data/raw/<machine>/{train,test}/*.wav with attributes_<ss>.csv beside the
-split folders and <root>/ground_truth/ground_truth[_domain]_<machine>_section_<ss>_test.csv.
-Every problem names its file; `strict` stops at them, otherwise the file is skipped and counted.
+split folders, and ground truth in either official layout (see `ground_truth`). Every problem is
+one line naming its file; the bad file is left out and the line kept in `Manifest.problems`;
+`strict` raises them all at the end of the scan (DatasetError.problems).
 """
 from __future__ import annotations
 
-import collections
 import csv
 import dataclasses
-import functools
 import glob
 import logging
 import os
 import re
 
 import soundfile as sf
+
+from asd_jax.data import audio_check
+from asd_jax.data import ground_truth as ground_truth_lib
 
 TRAIN_OR_DEV_TEST = re.compile(
     r'^section_(?P<section>\d{2})_(?P<domain>source|target)_(?P<split>train|test)_'
@@ -26,7 +28,17 @@ DATASETS = ('dev_data', 'eval_data')
 
 
 class DatasetError(ValueError):
-  """Bad dataset input; the message is one line naming the file and the problem."""
+  """Bad dataset input; the message is one line naming the file and the problem. `problems`
+  holds every such line when a scan met several."""
+
+  def __init__(self, message: str, problems: list[str] | None = None):
+    super().__init__(message)
+    self.problems = problems or [message]
+
+  @classmethod
+  def from_problems(cls, problems: list[str]) -> 'DatasetError':
+    more = f' (and {len(problems) - 1} more bad files)' if len(problems) > 1 else ''
+    return cls(problems[0] + more, problems)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,14 +130,6 @@ def read_two_column_csv(path: str) -> dict[str, str]:
     return {os.path.basename(r[0].strip()): r[1].strip() for r in csv.reader(f) if len(r) >= 2}
 
 
-def _ground_truth(root: str, machine: str, section: str):
-  folder = os.path.join(root, 'ground_truth')
-  labels = os.path.join(folder, f'ground_truth_{machine}_section_{section}_test.csv')
-  domains = os.path.join(folder, f'ground_truth_domain_{machine}_section_{section}_test.csv')
-  return (read_two_column_csv(labels) if os.path.isfile(labels) else {},
-          read_two_column_csv(domains) if os.path.isfile(domains) else {})
-
-
 @dataclasses.dataclass
 class Manifest:
   """All clips of a dataset root plus the problems met while reading it."""
@@ -146,20 +150,23 @@ class Manifest:
     return sorted({(c.dataset, c.machine, c.section) for c in self.clips})
 
 
-def _report(problems: list[str], message: str, strict: bool) -> None:
-  if strict:
-    raise DatasetError(message)
-  logging.warning('skipped: %s', message)
+def _report(problems: list[str], message: str) -> None:
+  logging.warning('bad input: %s', message)
   problems.append(message)
 
 
 def scan_dataset(root: str, strict: bool = True, datasets=DATASETS) -> Manifest:
-  """Reads every clip under `root` into a `Manifest` (headers only; no audio is decoded)."""
+  """Reads every clip under `root` into a `Manifest` (headers only; no audio is decoded;
+  `audio_check.content_problems` decodes). Bad files are left out and listed; with `strict`
+  they raise DatasetError. Broken ground truth always raises: it would bend every metric."""
   if not os.path.isdir(root):
     raise DatasetError(f'{root}: no such dataset folder')
   problems: list[str] = []
   clips: list[Clip] = []
-  ground_truth = functools.lru_cache(maxsize=None)(functools.partial(_ground_truth, root))
+  try:
+    truth = ground_truth_lib.dataset_ground_truth(root)
+  except ground_truth_lib.GroundTruthError as e:
+    raise DatasetError(str(e)) from None
   machine_dirs = []
   for dataset in datasets:
     machine_dirs += sorted(glob.glob(os.path.join(root, dataset, 'raw', '*', '')))
@@ -174,59 +181,72 @@ def scan_dataset(root: str, strict: bool = True, datasets=DATASETS) -> Manifest:
       try:
         attributes[csv_path] = read_attribute_csv(csv_path)
       except DatasetError as e:
-        _report(problems, str(e), strict)
+        _report(problems, str(e))
     seen = set()
     for split in ('train', 'test'):
       split_dir = os.path.join(machine_dir, split)
       if not os.path.isdir(split_dir):
         if split == 'train' or dataset == 'dev':
-          _report(problems, f'{split_dir}: missing folder', strict)
+          _report(problems, f'{split_dir}: missing folder')
         continue
       for name in sorted(os.listdir(split_dir)):
         path = os.path.join(split_dir, name)
-        clip = _read_clip(path, dataset, machine, split, attributes, ground_truth, problems,
-                          strict)
+        seen.add(name)
+        clip = _read_clip(path, dataset, machine, split, attributes, truth, problems)
         if clip is not None:
           clips.append(clip)
-          seen.add(name)
     for csv_path, table in attributes.items():
       for name in sorted(set(table) - seen):
-        _report(problems, f'{csv_path}: row {name} has no WAV file', strict)
+        _report(problems, f'{csv_path}: row {name} has no WAV file')
+  if clips:
+    outliers = audio_check.dataset_outliers(clips)
+    for clip in clips:
+      if clip.path in outliers:
+        _report(problems, outliers[clip.path])
+    clips = [c for c in clips if c.path not in outliers]
+  if strict and problems:
+    raise DatasetError.from_problems(problems)
   if not clips:
     raise DatasetError(f'{root}: no readable clips')
-  rates = collections.Counter(c.sample_rate for c in clips)
-  if len(rates) > 1:
-    odd = next(c for c in clips if c.sample_rate != rates.most_common(1)[0][0])
-    message = (f'{odd.path}: sample rate {odd.sample_rate} Hz differs from the dataset\'s '
-               f'{rates.most_common(1)[0][0]} Hz (mixed rates: {dict(rates)})')
-    if strict:
-      raise DatasetError(message)
-    logging.warning('%s; such clips are resampled to 16 kHz when loaded', message)
-    problems.append(message)
   return Manifest(os.path.abspath(root), clips, problems)
 
 
-def _read_clip(path, dataset, machine, split, attributes, ground_truth, problems,
-               strict) -> Clip | None:
+def without_bad_audio(manifest: Manifest, bad: dict[str, str], strict: bool) -> Manifest:
+  """`manifest` less the clips `bad` names ({path: problem line}, e.g. from
+  audio_check.content_problems); with `strict` any such clip raises them all."""
+  lines = [bad[c.path] for c in manifest.clips if c.path in bad]
+  if lines and strict:
+    raise DatasetError.from_problems(manifest.problems + lines)
+  for line in lines:
+    _report(manifest.problems, line)
+  return Manifest(manifest.root, [c for c in manifest.clips if c.path not in bad],
+                  manifest.problems)
+
+
+def _read_clip(path, dataset, machine, split, attributes, truth, problems) -> Clip | None:
   name = os.path.basename(path)
   if not name.lower().endswith('.wav'):
-    _report(problems, f'{path}: not a .wav file', strict)
+    _report(problems, f'{path}: not a .wav file')
     return None
   try:
     parsed = parse_file_name(name)
   except DatasetError as e:
-    _report(problems, f'{path}: {str(e).split(": ", 1)[1]}', strict)
+    _report(problems, f'{path}: {str(e).split(": ", 1)[1]}')
     return None
   if parsed.split is not None and parsed.split != split:
-    _report(problems, f'{path}: named {parsed.split} but lies in {split}/', strict)
+    _report(problems, f'{path}: named {parsed.split} but lies in {split}/')
     return None
   try:
     info = sf.info(path)
   except (RuntimeError, sf.LibsndfileError) as e:
-    _report(problems, f'{path}: unreadable audio ({str(e).splitlines()[0][-120:]})', strict)
+    _report(problems, f'{path}: unreadable audio ({str(e).splitlines()[0][-120:]})')
+    return None
+  truncated = audio_check.wav_truncation(path)
+  if truncated:
+    _report(problems, truncated)
     return None
   if info.frames == 0:
-    _report(problems, f'{path}: contains no samples', strict)
+    _report(problems, f'{path}: contains no samples')
     return None
   pairs = attribute_pairs(parsed.attribute_string)
   csv_path = os.path.join(os.path.dirname(os.path.dirname(path)),
@@ -234,11 +254,11 @@ def _read_clip(path, dataset, machine, split, attributes, ground_truth, problems
   if csv_path in attributes and name in attributes[csv_path]:
     pairs = attributes[csv_path][name] or pairs
   label, domain = parsed.label, parsed.domain
-  if split == 'test':
-    labels, domains = ground_truth(machine, parsed.section)
-    if name in labels:
-      label = 'anomaly' if labels[name] == '1' else 'normal'
-    domain = domains.get(name, domain)
+  section_truth = truth.get((machine, parsed.section)) if split == 'test' else None
+  if section_truth is not None:
+    known = section_truth.clips.get(section_truth.aliases.get(name, name))
+    if known is not None:
+      label, domain = ('anomaly' if known[0] else 'normal'), known[1]
   return Clip(path=os.path.abspath(path), dataset=dataset, machine=machine,
               section=parsed.section, split=split, domain=domain, label=label,
               index=parsed.index, attribute_string=parsed.attribute_string, attributes=pairs,

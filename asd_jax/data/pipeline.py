@@ -146,14 +146,6 @@ def _grain_ready() -> None:
     flags.FLAGS.mark_as_parsed()
 
 
-def _process_shard(dataset: grain.MapDataset, shard_by_process: bool) -> grain.MapDataset:
-  """This JAX process's slice of the records (multi-host); all of them on one host."""
-  if not shard_by_process:
-    return dataset
-  import jax
-  return dataset[jax.process_index()::jax.process_count()]
-
-
 def _prefetch(dataset: grain.IterDataset, num_workers: int) -> grain.IterDataset:
   """Decode in `num_workers` processes; Grain interleaves their outputs back in order, and
   batching happens after, so batches do not depend on the worker count."""
@@ -164,16 +156,24 @@ def _prefetch(dataset: grain.IterDataset, num_workers: int) -> grain.IterDataset
 
 def train_dataset(records: list[dict], audio: AudioConfig, batch_size: int, seed: int,
                   num_workers: int = 0, shard_by_process: bool = True) -> grain.IterDataset:
-  """Endless training batches: reshuffled every epoch, random crops and augmentation drawn
-  from per-record generators (seed, epoch, position); batches of exactly `batch_size`."""
+  """Endless training batches of this JAX process: reshuffled every epoch, random crops and
+  augmentation drawn from per-record generators (seed, epoch, position). `batch_size` is the
+  global batch; with several processes each yields its contiguous slice of every global batch
+  (process p: rows p·b .. (p+1)·b − 1, b = batch_size / processes), so the global batches, and
+  the trained parameters, do not depend on how many processes share the work. Without
+  `shard_by_process` every process yields the whole global batches."""
+  import jax
   _grain_ready()
-  source = _process_shard(grain.MapDataset.source(RecordSource(records)), shard_by_process)
-  if len(source) < batch_size:
-    raise DatasetError(f'{len(source)} training clips are fewer than the batch size '
+  processes, index = (jax.process_count(), jax.process_index()) if shard_by_process else (1, 0)
+  if batch_size % processes:
+    raise DatasetError(f'batch size {batch_size} does not split over {processes} processes')
+  if len(records) < batch_size:
+    raise DatasetError(f'{len(records)} training clips are fewer than the batch size '
                        f'{batch_size}')
-  dataset = source.seed(seed).shuffle().repeat(None).random_map(LoadRandomCropAugmented(audio))
-  return _prefetch(dataset.to_iter_dataset(), num_workers).batch(batch_size,
-                                                                 drop_remainder=True)
+  dataset = (grain.MapDataset.source(RecordSource(records)).seed(seed).shuffle().repeat(None)
+             .random_map(LoadRandomCropAugmented(audio)))
+  local = dataset.batch(batch_size // processes, drop_remainder=True)[index::processes]
+  return _prefetch(local.to_iter_dataset(), num_workers)
 
 
 def eval_dataset(records: list[dict], audio: AudioConfig, batch_size: int,
