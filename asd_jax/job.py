@@ -3,7 +3,10 @@
 synth (without --data_dir) -> pre-train tiny encoders (branches without a converted
 checkpoint) -> train each branch -> embed (two-channel, left-duplicated) ->
 score task2_1..task2_4 -> official AE baselines -> evaluate (where labels are known):
-W/submission/<system>/*.csv, W/results.{md,csv}, W/plots/, W/timings.json.
+W/submission/<system>/*.csv, W/results.{md,csv}, W/evaluation/<system>_result.csv (the
+official evaluator's layout), W/plots/, W/timings.json.
+Several JAX processes (multi-host) train and embed together; process 0 alone then scores and
+writes the shared outputs.
 """
 from __future__ import annotations
 
@@ -13,9 +16,11 @@ import logging
 import os
 import time
 
+import jax
 import numpy as np
 
-from asd_jax.data import layout, synthetic
+from asd_jax.data import audio_check, layout, synthetic
+from asd_jax.data.ground_truth import SectionTruth
 from asd_jax.evaluation import evaluate as evaluate_lib
 from asd_jax.evaluation import plots, report, submission
 from asd_jax.inference import embed
@@ -29,8 +34,9 @@ BASELINES = ('baseline_mse', 'baseline_mahalanobis')
 
 
 class Job:
-  def __init__(self, config, workdir: str, progress: bool = True):
+  def __init__(self, config, workdir: str, progress: bool = True, strict: bool = True):
     self.config = config
+    self.strict = strict  # bad input files stop the job; False leaves them out
     self.workdir = os.path.abspath(workdir)
     self.progress = progress
     self.timings: dict[str, float] = {}
@@ -58,6 +64,9 @@ class Job:
   # --- stages -------------------------------------------------------------------------------
 
   def dataset(self, data_dir: str | None) -> layout.Manifest:
+    if data_dir is None and jax.process_count() > 1:
+      raise layout.DatasetError('several processes need --data_dir (write the built-in dataset '
+                                'once with `asd-jax synth --output_dir=D`)')
     if data_dir is None:
       data_dir = os.path.join(self.workdir, 'data')
       with self.stage('synth'):
@@ -69,10 +78,32 @@ class Job:
                                      progress=lambda p: tqdm(p, desc='synth', unit='clip',
                                                              disable=not self.progress))
           print(f'wrote {count} clips to {data_dir}')
-    manifest = layout.scan_dataset(data_dir, strict=False)
+    manifest = layout.scan_dataset(data_dir, strict=False)  # strict once decoded too
+    with self.stage('check audio'):
+      manifest = self.checked_audio(manifest)
     if manifest.problems:
-      print(f'{len(manifest.problems)} files skipped (see warnings)')
+      print(f'{len(manifest.problems)} bad files skipped (--nostrict):')
+      print('\n'.join(f'  {p}' for p in manifest.problems))
     return manifest
+
+  def checked_audio(self, manifest: layout.Manifest) -> layout.Manifest:
+    """The manifest without clips whose samples are bad (NaN/Inf, all zero); every clip is
+    decoded once, and the verdict kept in W/stages/ for unchanged files."""
+    record = self._marker('check_audio')
+    identity = embed.inputs_identity(manifest.clips, ['check_audio'])
+    bad = None
+    if os.path.exists(record):
+      with open(record) as f:
+        saved = json.load(f)
+      bad = saved['bad'] if saved['identity'] == identity else None
+    if bad is None:
+      from tqdm import tqdm
+      bad = audio_check.content_problems(
+          [c.path for c in manifest.clips],
+          lambda p: tqdm(p, desc='check audio', unit='clip', disable=not self.progress))
+      if jax.process_index() == 0:
+        atomic_write_text(record, json.dumps({'identity': identity, 'bad': bad}))
+    return layout.without_bad_audio(manifest, bad, self.strict)
 
   def pretrain(self, manifest) -> None:
     """Self-supervised pre-training of the branches without a converted checkpoint."""
@@ -87,6 +118,8 @@ class Job:
         summary = loop.train_branch(self.config, branch, manifest, self.workdir, self.progress)
         if summary['skipped']:
           print(f'{branch}: already trained ({summary["steps"]} steps)')
+        elif summary['resumed_from']:
+          print(f'{branch}: resumed from step {summary["resumed_from"]}')
 
   def embed(self, manifest) -> dict:
     """{(branch, mode): [n_clips, E]} for every trained branch and both channel modes."""
@@ -133,6 +166,9 @@ class Job:
   def baselines(self, manifest, identity: str) -> list[str]:
     from asd_jax.baselines import autoencoder
     with self.stage('baselines'):
+      if self.config.baseline.epochs == 0:
+        print('baselines: skipped (config.baseline.epochs=0)')
+        return []
       if self.done('baselines', identity):
         print('baselines: already scored')
         return list(BASELINES)
@@ -171,9 +207,13 @@ class Job:
       report.write_results(results, os.path.join(self.workdir, 'results.md'),
                            os.path.join(self.workdir, 'results.csv'),
                            preamble='# Results (%)\n\n')
+      for system, result in results.items():
+        report.write_official_csv(
+            os.path.join(self.workdir, 'evaluation', f'{system}_result.csv'), result)
       if MAIN_SYSTEM in systems:
         scores = submission.read_scores(self.submission_dir(MAIN_SYSTEM))
-        for (machine, section), clips in sorted(truth.items()):
+        for (machine, section), section_truth in sorted(truth.items()):
+          clips = section_truth.clips
           names = sorted(clips)
           plots.plot_machine(os.path.join(self.workdir, 'plots', f'{machine}_{section}'),
                              f'{machine} section {section} ({MAIN_SYSTEM})',
@@ -184,28 +224,35 @@ class Job:
 
 
 def ground_truth(manifest) -> dict:
-  """{(machine, section): {file_name: (label, domain)}} for sections whose test clips all have
-  labels and domains (from names or ground_truth/ CSVs)."""
-  truth: dict = {}
+  """{(machine, section): SectionTruth} for sections whose test clips all have labels and
+  domains (from their names or the dataset's ground truth); unlabelled sections are left out."""
+  clips: dict = {}
   complete: dict = {}
+  folder: dict = {}
   for clip in manifest.clips:
     if clip.split != 'test':
       continue
     key = (clip.machine, clip.section)
+    folder[key] = os.path.dirname(clip.path)
     known = clip.label is not None and clip.domain is not None
     complete[key] = complete.get(key, True) and known
     if known:
-      truth.setdefault(key, {})[clip.file_name] = (int(clip.label == 'anomaly'), clip.domain)
-  return {k: v for k, v in truth.items() if complete[k]}
+      clips.setdefault(key, {})[clip.file_name] = (int(clip.label == 'anomaly'), clip.domain)
+  return {k: SectionTruth(*k, folder[k], v) for k, v in clips.items() if complete[k]}
 
 
-def run_job(config, data_dir: str | None, workdir: str, progress: bool = True) -> Job:
-  job = Job(config, workdir, progress)
+def run_job(config, data_dir: str | None, workdir: str, progress: bool = True,
+            strict: bool = True) -> Job:
+  job = Job(config, workdir, progress, strict)
   start = time.perf_counter()
   manifest = job.dataset(data_dir)
   job.pretrain(manifest)
   job.train(manifest)
   embeddings = job.embed(manifest)
+  if jax.process_index() != 0:
+    print(f'process {jax.process_index()}: trained and embedded; process 0 scores and writes '
+          'the outputs')
+    return job
   baseline_inputs = embed.inputs_identity(
       manifest.clips, ['baseline', config.seed, config.data.mono, config.baseline.to_json()])
   systems = job.baselines(manifest, baseline_inputs)

@@ -3,8 +3,8 @@
 AudioMAE ViT-B/16 pretrained.pth converted with
   python -m checkpoints_convert audiomae --input pretrained.pth --output checkpoints/audiomae
 Input 1024 fbank frames (10.24 s; 10-s clips are zero-padded in the log domain as the official
-front end does), LoRA r=8 / alpha=16 / dropout 0.1 on q and v, gated fusion, 256-d embedding.
-Hardware: one or more GPUs (global batch 32).
+front end does); every other value and its source as in configs/dcase2026_beats.py.
+Hardware: one or more GPUs or a TPU slice (global batch 32).
 Run: asd-jax run --data_dir=DCASE2026 --workdir=runs/audiomae --config=configs/dcase2026_audiomae.py
 """
 from configs import dcase2026_beats
@@ -12,7 +12,7 @@ from configs import dcase2026_beats
 
 def get_config():
   config = dcase2026_beats.get_config()
-  config.branches = ('audiomae',)
+  config.branches = ('audiomae',)  # report §3.2: AudioMAE is the auxiliary encoder
   config.beats.checkpoint = ''
-  config.audiomae.checkpoint = 'checkpoints/audiomae'  # converted official checkpoint
+  config.audiomae.checkpoint = 'checkpoints/audiomae'  # report §3.2: official pre-trained AudioMAE
   return config

@@ -95,7 +95,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.eval_every = 50  # held-out attribute/domain accuracy every k steps (and at end)
   config.train.checkpoint_every = 50  # Orbax checkpoint every k steps (and at the end)
   config.train.keep_checkpoints = 2  # newest checkpoints kept
-  config.train.distributed = False  # call jax.distributed.initialize() (multi-host)
+  # Multi-host (README, "Several hosts"): jax.distributed.initialize() with the three values
+  # below where set; unset, JAX's cluster detection (TPU VM, SLURM, Open MPI) fills them.
+  config.train.distributed = False
+  config.train.coordinator_address = ''  # HOST:PORT of process 0's coordinator
+  config.train.num_processes = 0  # 0 = detect
+  config.train.process_id = -1  # -1 = detect
 
   # --- embedding and scoring ---
   config.embed = ml_collections.ConfigDict()
@@ -118,7 +123,7 @@ def get_config() -> ml_collections.ConfigDict:
   # --- official autoencoder baseline ---
   config.baseline = ml_collections.ConfigDict()
   config.baseline.channel = 0  # the near field
-  config.baseline.epochs = 20
+  config.baseline.epochs = 20  # 0 = no baseline systems (a faster run)
   config.baseline.batch_size = 256
   config.baseline.learning_rate = 1e-3
   return config

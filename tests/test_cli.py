@@ -25,6 +25,22 @@ def test_help_lists_each_commands_own_flags():
   assert unknown.returncode == 2 and "unknown command 'fly'" in unknown.stderr
 
 
+def test_readme_commands_table_matches_each_commands_help():
+  """README's commands table and each command's --help open with the same sentence, the one
+  `asd-jax --help` lists; README stays a front page (at most 200 lines)."""
+  from asd_jax.cli.main import COMMANDS, SUMMARY
+  with open(os.path.join(REPO, 'README.md')) as f:
+    readme = f.read()
+  assert len(readme.splitlines()) <= 200
+  rows = dict(re.findall(r'^\| `asd-jax (\w+)[^|]*\| (.+?) \|$', readme, re.MULTILINE))
+  assert rows == COMMANDS
+  top = _run('--help').stdout.splitlines()
+  assert top[0] == SUMMARY
+  for command, purpose in COMMANDS.items():
+    assert any(line.split() == [command, *purpose.split()] for line in top), command
+    assert _run(command, '--help').stdout.splitlines()[0] == purpose, command
+
+
 def test_library_info_logs_stay_quiet_unless_verbosity_is_given(tmp_path):
   """absl raises an unset --verbosity to INFO, which floods a run with Orbax and XLA lines:
   a failing command ends with its one error line and prints no INFO line; --verbosity=0 brings

@@ -51,11 +51,13 @@ def test_run_writes_every_output_and_resumes(data, tmp_path, capsys):
   with open(os.path.join(workdir, 'results.md')) as f:
     table = f.read()
   for title in ('Baseline MSE', 'Baseline Mahalanobis', 'task2_1', 'task2_4', 'All (hmean)',
-                'Official score', 'AUC(target)'):
+                'official score', 'AUC (target)'):
     assert title in table
+  assert sorted(os.listdir(os.path.join(workdir, 'evaluation'))) == [
+      f'{s}_result.csv' for s in SYSTEMS]
   assert sorted(os.listdir(os.path.join(workdir, 'plots'))) == [
       'fan_00_hist.png', 'fan_00_roc.png', 'valve_00_hist.png', 'valve_00_roc.png']
-  assert 'Official score' in out and set(first.timings) >= {'pretrain', 'train', 'embed', 'score',
+  assert 'official score' in out and set(first.timings) >= {'pretrain', 'train', 'embed', 'score',
                                                             'total'}
   assert sorted(os.listdir(os.path.join(workdir, 'pretrained'))) == ['audiomae', 'beats']
 

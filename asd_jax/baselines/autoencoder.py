@@ -11,6 +11,7 @@ code's average of the full n×n matrix D Σ⁻¹ Dᵀ equals).
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import flax.linen as nn
 import jax
@@ -73,23 +74,24 @@ def _predict(variables, x):
   return AutoEncoder().apply(variables, x, train=False)
 
 
+@functools.partial(jax.jit, static_argnames=('learning_rate',))
+def _train_step(params, batch_stats, opt_state, x, learning_rate: float):
+  """One Adam step on the reconstruction MSE (module level: compiled once for every machine)."""
+  def loss_fn(p):
+    recon, updates = AutoEncoder().apply({'params': p, 'batch_stats': batch_stats}, x,
+                                         train=True, mutable=['batch_stats'])
+    return jnp.mean((recon - x)**2), updates['batch_stats']
+  (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+  updates, opt_state = optax.adam(learning_rate).update(grads, opt_state, params)
+  return optax.apply_updates(params, updates), stats, opt_state, loss
+
+
 def train_autoencoder(vectors: np.ndarray, domains: np.ndarray, epochs: int, batch_size: int,
                       learning_rate: float, seed: int) -> TrainedAE:
   """Fits the AE on [N, 640] vectors, then the per-domain error covariances."""
-  model = AutoEncoder()
-  variables = model.init(jax.random.PRNGKey(seed), jnp.zeros((2, vectors.shape[1])), train=False)
-  tx = optax.adam(learning_rate)
-  opt_state = tx.init(variables['params'])
-
-  @jax.jit
-  def step(params, batch_stats, opt_state, x):
-    def loss_fn(p):
-      recon, updates = model.apply({'params': p, 'batch_stats': batch_stats}, x, train=True,
-                                   mutable=['batch_stats'])
-      return jnp.mean((recon - x)**2), updates['batch_stats']
-    (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), stats, opt_state, loss
+  variables = AutoEncoder().init(jax.random.PRNGKey(seed), jnp.zeros((2, vectors.shape[1])),
+                                 train=False)
+  opt_state = optax.adam(learning_rate).init(variables['params'])
 
   params, stats = variables['params'], variables['batch_stats']
   rng = np.random.default_rng(seed)
@@ -97,8 +99,9 @@ def train_autoencoder(vectors: np.ndarray, domains: np.ndarray, epochs: int, bat
   for _ in range(epochs):
     order = rng.permutation(len(vectors))
     for start in range(0, len(order) - batch_size + 1, batch_size):
-      params, stats, opt_state, _ = step(params, stats, opt_state,
-                                         jnp.asarray(vectors[order[start:start + batch_size]]))
+      params, stats, opt_state, _ = _train_step(
+          params, stats, opt_state, jnp.asarray(vectors[order[start:start + batch_size]]),
+          learning_rate)
   trained = TrainedAE({'params': params, 'batch_stats': stats}, {})
   errors = trained.errors(vectors).astype(np.float64)
   for domain in np.unique(domains):

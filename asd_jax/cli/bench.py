@@ -1,4 +1,7 @@
-"""asd-jax bench [--quick] [--only=REGEX] [--json=F] [--torch_reference=PATH]
+"""Measure speed and memory of the JAX path against PyTorch in one run.
+
+asd-jax bench [--quick] [--only=REGEX] [--json=F] [--torch_reference=PATH]
+
 
 Throughput of the JAX path against PyTorch, measured in the same run: encoder forward
 (full-size BEATs and AudioMAE, 10-s clips, batch 1/4/16 on a CPU, 1/16/64 on a GPU where

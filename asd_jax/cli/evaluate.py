@@ -1,4 +1,4 @@
-"""Score a DCASE submission folder against ground truth, as the official evaluator does.
+"""Score a submission folder against ground truth as the official evaluator does.
 
 asd-jax evaluate --submission_dir=S --ground_truth_dir=G [--result_csv=F]
 

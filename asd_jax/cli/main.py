@@ -4,18 +4,21 @@ from __future__ import annotations
 import importlib
 import sys
 
-COMMANDS = {
-    'synth': 'write the built-in synthetic two-channel DCASE-style dataset',
-    'inspect': 'validate a DCASE-layout dataset and print its summary',
-    'train': 'train the configured encoder branches (LoRA, gated fusion, ArcFace)',
-    'run': 'the whole job: synth (if needed), train, embed, score, baselines, evaluate',
-    'evaluate': 'score a submission folder against ground truth (official metrics)',
-    'bench': 'throughput of the JAX path against the PyTorch reference',
+COMMANDS = {  # each the first line of the command's --help (tests/test_cli.py checks)
+    'synth': 'Write the built-in synthetic two-channel DCASE-style dataset.',
+    'inspect': 'Validate a DCASE-layout dataset and print its summary.',
+    'train': 'Train the configured encoder branches (LoRA, gated fusion, ArcFace heads).',
+    'run': 'Run the whole job: train, embed, score, baselines, evaluate (resumable).',
+    'evaluate': 'Score a submission folder against ground truth as the official evaluator does.',
+    'bench': 'Measure speed and memory of the JAX path against PyTorch in one run.',
 }
+SUMMARY = ('asd-jax: unsupervised anomalous sound detection for machine condition monitoring '
+           '(DCASE 2026 Task 2) in JAX.')
 
 
 def usage() -> str:
-  lines = ['usage: asd-jax <command> [--flag=value ...]   (asd-jax <command> --help for flags)',
+  lines = [SUMMARY, '',
+           'usage: asd-jax <command> [--flag=value ...]   (asd-jax <command> --help for flags)',
            '', 'commands:']
   lines += [f'  {name:<9} {text}' for name, text in COMMANDS.items()]
   return '\n'.join(lines)

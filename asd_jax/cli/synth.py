@@ -1,7 +1,10 @@
-"""asd-jax synth --output_dir=D: write the built-in synthetic two-channel DCASE-style dataset.
+"""Write the built-in synthetic two-channel DCASE-style dataset.
+
+asd-jax synth --output_dir=D [--seed --machines --clip_seconds --severity_range ...]
 
 Official layout (dev_data/raw/<machine>/{train,test}, attributes_00.csv) with ground truth in
-D/ground_truth/. Deterministic for a --seed.
+D/ground_truth/ (domains 0 = source, 1 = target, as the official evaluator reads them).
+Deterministic for a --seed.
 """
 import time
 

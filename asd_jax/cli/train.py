@@ -1,4 +1,7 @@
-"""asd-jax train --data_dir=D --workdir=W [--config=configs/X.py --config.field=value]
+"""Train the configured encoder branches (LoRA, gated fusion, ArcFace heads).
+
+asd-jax train --data_dir=D --workdir=W [--config=configs/X.py --config.field=value]
+
 
 Trains the configured branches (config.branches) over all machine types: both channels through
 the LoRA-adapted encoder, gated fusion, ArcFace attribute + domain heads. Writes

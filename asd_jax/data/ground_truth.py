@@ -1,9 +1,9 @@
 """DCASE Task 2 ground truth, in both layouts the official tools use (DESIGN §6).
 
 Official evaluator (nttcslab dcase202x_task2_evaluator), one file per section in each of
-  G/ground_truth_data/ground_truth_<machine>_section_<ss>_test.csv        file_name,0|1 (1 = anomaly)
-  G/ground_truth_domain/ground_truth_<machine>_section_<ss>_test.csv      file_name,0|1 (1 = target)
-  G/ground_truth_attributes/ground_truth_<machine>_section_<ss>_test.csv  file_name,<dev-style name>
+  G/ground_truth_data/ground_truth_<machine>_section_<ss>_test.csv       name,0|1 (1 = anomaly)
+  G/ground_truth_domain/ground_truth_<machine>_section_<ss>_test.csv     name,0|1 (1 = target)
+  G/ground_truth_attributes/ground_truth_<machine>_section_<ss>_test.csv name,<dev-style name>
 Flat, all in one folder:
   G/ground_truth_<machine>_section_<ss>_test.csv and G/ground_truth_domain_<machine>_..._test.csv
 Domain values are the official 0 (source) / 1 (target) or the words. A clip without a domain row

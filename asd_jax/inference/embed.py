@@ -67,10 +67,25 @@ def model_outputs(predict, params, clips: list[Clip], audio: pipeline.AudioConfi
 
 def extract(model, params, clips: list[Clip], audio: pipeline.AudioConfig, mode: str,
             batch_size: int, num_workers: int = 0, progress: bool = True) -> np.ndarray:
-  """[len(clips), E] embeddings of a trained model in a channel mode."""
+  """[len(clips), E] embeddings of a trained model in a channel mode. With several JAX
+  processes each embeds every P-th clip on its own devices and all of them receive the whole
+  table (an all-gather)."""
   predict = jax.jit(lambda p, wave: {'embedding': model.apply({'params': p}, wave)['embedding']})
-  return model_outputs(predict, params, clips, audio, batch_size, mode, num_workers, progress,
-                       f'embed {mode}')['embedding']
+  processes, index = jax.process_count(), jax.process_index()
+  mine = model_outputs(predict, params, clips[index::processes], audio, batch_size, mode,
+                       num_workers, progress and index == 0, f'embed {mode}')['embedding']
+  return mine if processes == 1 else gather_strided(mine, len(clips))
+
+
+def gather_strided(mine: np.ndarray, total: int) -> np.ndarray:
+  """Rows i ≡ p (mod P) computed by process p -> all `total` rows, in order, on every process."""
+  from jax.experimental import multihost_utils
+  processes = jax.process_count()
+  rows = -(-total // processes)
+  padded = np.zeros((rows, *mine.shape[1:]), mine.dtype)
+  padded[:len(mine)] = mine
+  every = np.asarray(multihost_utils.process_allgather(padded))  # [P, rows, ...]
+  return every.swapaxes(0, 1).reshape(rows * processes, *mine.shape[1:])[:total]
 
 
 def cached_embeddings(path: str, identity: str, compute) -> np.ndarray:
@@ -80,6 +95,8 @@ def cached_embeddings(path: str, identity: str, compute) -> np.ndarray:
       if str(cached['identity']) == identity:
         return cached['embeddings']
   embeddings = compute()
+  if jax.process_index() != 0:  # shared outputs are written by process 0 only
+    return embeddings
   buffer = io.BytesIO()
   np.savez(buffer, embeddings=embeddings, identity=np.array(identity))
   atomic_write_bytes(path, buffer.getvalue())

@@ -63,6 +63,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
                       f'one of {BANK_CALIBRATIONS}')
   if config.data.clip_seconds <= 0.2:
     raise ConfigError('config.data.clip_seconds must exceed 0.2 s')
+  if config.baseline.epochs < 0:
+    raise ConfigError(f'config.baseline.epochs must be >= 0 (got {config.baseline.epochs})')
   if config.embed.windows < 1:
     raise ConfigError(f'config.embed.windows must be at least 1 (got {config.embed.windows})')
 

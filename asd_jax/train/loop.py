@@ -71,7 +71,8 @@ def label_space(manifest: Manifest, workdir: str) -> labels_lib.LabelSpace:
       raise ValueError(f'{path}: the training clips changed since this workdir was trained '
                        '(different machines or attributes); use a new --workdir')
     return saved
-  atomic_write_text(path, space.to_json())
+  if jax.process_index() == 0:  # shared outputs are written by process 0 only
+    atomic_write_text(path, space.to_json())
   return space
 
 
@@ -111,10 +112,13 @@ def load_trained(config, branch: str, manifest: Manifest, workdir: str) -> Branc
 
 
 class MetricsLog:
-  """Appends one JSON object per logged step; on resume drops lines past the checkpoint."""
+  """Appends one JSON object per logged step; on resume drops lines past the checkpoint.
+  Only process 0 writes (the other processes' logs would be the same lines)."""
 
   def __init__(self, path: str, resume_step: int):
-    self.path = path
+    self.path = path if jax.process_index() == 0 else None
+    if self.path is None:
+      return
     lines = []
     if os.path.exists(path):
       with open(path) as f:
@@ -122,6 +126,8 @@ class MetricsLog:
     atomic_write_text(path, ''.join(lines))
 
   def write(self, record: dict) -> None:
+    if self.path is None:
+      return
     with open(self.path, 'a') as f:
       f.write(json.dumps(record) + '\n')
 
@@ -148,6 +154,11 @@ def pretrain_branch(config: ml_collections.ConfigDict, branch: str, manifest: Ma
   """Pre-trains the branch's tiny encoder on the fitting clips when it needs it and has not
   been; returns whether the branch uses a pre-trained tiny encoder."""
   fit, _ = split_holdout(train_clips(manifest), config.data.holdout_every)
+  if (jax.process_count() > 1 and pretrain.uses_pretraining(config, branch) and
+      not pretrain.is_pretrained(workdir, branch)):
+    raise ValueError(f'{branch}: the tiny encoder is pre-trained in one process; run `asd-jax '
+                     'run` (or train) once without --config.train.distributed on this workdir '
+                     'first, or give the branch a converted checkpoint')
   pretrain.ensure_pretrained(config, branch, fit, label_space(manifest, workdir),
                              audio_config(config), workdir, progress)
   return pretrain.uses_pretraining(config, branch)
@@ -163,9 +174,8 @@ def train_branch(config: ml_collections.ConfigDict, branch: str, manifest: Manif
   fit, held = split_holdout(train_clips(manifest), config.data.holdout_every)
   pretrain_branch(config, branch, manifest, workdir, progress)
   trained, tx, schedule = initial_branch(config, branch, labels, total, workdir)
-  local_batch = config.train.batch_size // jax.process_count()
   dataset = pipeline.train_dataset(pipeline.clip_records(fit, labels), audio_config(config),
-                                   local_batch, seed=config.seed,
+                                   config.train.batch_size, seed=config.seed,
                                    num_workers=config.data.num_workers)
   iterator = iter(dataset)
   manager = checkpointing.checkpoint_manager(os.path.join(out_dir, 'checkpoints'),
@@ -185,7 +195,7 @@ def train_branch(config: ml_collections.ConfigDict, branch: str, manifest: Manif
   model = trained.model
   predict = jax.jit(lambda params, wave: model.apply({'params': params}, wave))
   bar = tqdm(total=total, initial=start_step, desc=f'train {branch}', unit='step',
-             disable=not progress)
+             disable=not progress or jax.process_index() != 0)
   tick, last_logged = time.perf_counter(), start_step
   for step in range(start_step + 1, total + 1):
     batch = next(iterator)
@@ -198,7 +208,7 @@ def train_branch(config: ml_collections.ConfigDict, branch: str, manifest: Manif
       now = time.perf_counter()
       record['steps_per_sec'] = (step - last_logged) / (now - tick)
       if evaluate:
-        params = lora_lib.combine(state.trainable, state.frozen)
+        params = step_lib.local_copy(lora_lib.combine(state.trainable, state.frozen))
         record.update(heldout_accuracy(predict, params, held, labels, config))
       tick, last_logged = time.perf_counter(), step
       log.write(record)

@@ -160,6 +160,10 @@ def pretrain_encoder(config: ml_collections.ConfigDict, branch: str, clips: list
   return log
 
 
+def is_pretrained(workdir: str, branch: str) -> bool:
+  return is_converted_dir(pretrained_dir(workdir, branch))
+
+
 def ensure_pretrained(config, branch: str, clips: list[Clip], labels: LabelSpace,
                       audio: pipeline.AudioConfig, workdir: str, progress: bool = True) -> None:
   """Pre-trains the branch's encoder unless it needs none or W/pretrained/<branch> exists."""

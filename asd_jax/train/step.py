@@ -97,4 +97,22 @@ def shard_batch(mesh: Mesh, batch: dict) -> dict:
 
 
 def replicate(mesh: Mesh, tree):
-  return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+  """Every leaf as one global array replicated over the mesh; each process supplies its own
+  (identical) host copy, so this works across hosts too."""
+  sharding = NamedSharding(mesh, PartitionSpec())
+
+  def put(leaf):
+    if isinstance(leaf, jax.Array) and leaf.sharding == sharding:
+      return leaf
+    value = np.asarray(jax.device_get(leaf))
+    return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
+
+  return jax.tree.map(put, tree)
+
+
+def local_copy(tree):
+  """A replicated global tree as arrays on this process's first device, for work each process
+  does on its own (evaluation, embedding)."""
+  device = jax.local_devices()[0]
+  return jax.tree.map(lambda leaf: leaf.addressable_shards[0].data if isinstance(
+      leaf, jax.Array) else jax.device_put(leaf, device), tree)
