@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from absl import app, flags
+from absl import app, flags, logging
 
 _WORKDIR = flags.DEFINE_string('workdir', 'full_size_run', 'output folder')
 _MACHINES = flags.DEFINE_list('machines', ['fan', 'valve'], 'machine types of the small set')
@@ -56,6 +56,8 @@ def make_checkpoints(folder: str) -> dict[str, str]:
 
 def main(argv):
   del argv
+  if not flags.FLAGS['verbosity'].present:  # Orbax's INFO lines would drown the figures
+    logging.set_verbosity(logging.WARNING)
   from asd_jax.data import synthetic
   workdir = os.path.abspath(_WORKDIR.value)
   checkpoints = make_checkpoints(os.path.join(workdir, 'checkpoints'))
