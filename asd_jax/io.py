@@ -1,8 +1,14 @@
-"""Small file helpers: everything the project writes lands atomically."""
+"""Small file helpers: everything the project writes lands atomically; what a workdir already
+holds is checked against the run that reuses it."""
 from __future__ import annotations
 
 import os
 import tempfile
+
+
+class WorkdirError(ValueError):
+  """A workdir whose contents do not fit this run (other clips, another tiny encoder, a step
+  that has to happen in one process first); one line saying what to do."""
 
 
 def atomic_write_text(path: str, text: str) -> None:

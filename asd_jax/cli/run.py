@@ -26,9 +26,10 @@ def main(argv):
   from asd_jax import job
   from asd_jax.data import layout
   from asd_jax.evaluation.submission import SubmissionError
+  from asd_jax.io import WorkdirError
   try:
     job.run_job(config, _DATA.value, _WORKDIR.value, strict=_STRICT.value)
   except layout.DatasetError as e:
     common.fail_lines(e.problems)
-  except SubmissionError as e:
+  except (SubmissionError, WorkdirError) as e:
     common.fail(str(e))

@@ -23,6 +23,7 @@ def main(argv):
   common.reject_positional(argv)
   config = common.prepared_config(_CONFIG)
   from asd_jax.data import audio_check, layout
+  from asd_jax.io import WorkdirError
   from asd_jax.train import loop
   try:
     manifest = layout.scan_dataset(_DATA.value, strict=False)  # strict once decoded too
@@ -31,7 +32,10 @@ def main(argv):
   except layout.DatasetError as e:
     common.fail_lines(e.problems)
   for branch in config.branches:
-    summary = loop.train_branch(config, branch, manifest, _WORKDIR.value)
+    try:
+      summary = loop.train_branch(config, branch, manifest, _WORKDIR.value)
+    except WorkdirError as e:
+      common.fail(str(e))
     state = 'already finished' if summary['skipped'] else (
         f"trained to step {summary['steps']}" +
         (f" (resumed from {summary['resumed_from']})" if summary['resumed_from'] else ''))

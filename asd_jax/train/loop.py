@@ -21,7 +21,7 @@ from asd_jax.data import pipeline
 from asd_jax.data.layout import Clip, Manifest
 from asd_jax.encoders import lora as lora_lib
 from asd_jax.inference import embed
-from asd_jax.io import atomic_write_text
+from asd_jax.io import WorkdirError, atomic_write_text
 from asd_jax.model import build
 from asd_jax.train import checkpointing
 from asd_jax.train import pretrain
@@ -68,7 +68,7 @@ def label_space(manifest: Manifest, workdir: str) -> labels_lib.LabelSpace:
     with open(path) as f:
       saved = labels_lib.LabelSpace.from_json(f.read())
     if saved != space:
-      raise ValueError(f'{path}: the training clips changed since this workdir was trained '
+      raise WorkdirError(f'{path}: the training clips changed since this workdir was trained '
                        '(different machines or attributes); use a new --workdir')
     return saved
   if jax.process_index() == 0:  # shared outputs are written by process 0 only
@@ -156,7 +156,7 @@ def pretrain_branch(config: ml_collections.ConfigDict, branch: str, manifest: Ma
   fit, _ = split_holdout(train_clips(manifest), config.data.holdout_every)
   if (jax.process_count() > 1 and pretrain.uses_pretraining(config, branch) and
       not pretrain.is_pretrained(workdir, branch)):
-    raise ValueError(f'{branch}: the tiny encoder is pre-trained in one process; run `asd-jax '
+    raise WorkdirError(f'{branch}: the tiny encoder is pre-trained in one process; run `asd-jax '
                      'run` (or train) once without --config.train.distributed on this workdir '
                      'first, or give the branch a converted checkpoint')
   pretrain.ensure_pretrained(config, branch, fit, label_space(manifest, workdir),

@@ -29,6 +29,7 @@ from asd_jax.data.layout import Clip
 from asd_jax.encoders.checkpoint import CONFIG_FILE, is_converted_dir, save_converted
 from asd_jax.encoders.config import config_from_json
 from asd_jax.encoders.encoder import build_module, front_end_preset
+from asd_jax.io import WorkdirError
 from asd_jax.model.build import ENCODER_KINDS, encoder_config
 from asd_jax.train.step import make_optimizer
 
@@ -176,5 +177,5 @@ def ensure_pretrained(config, branch: str, clips: list[Clip], labels: LabelSpace
   with open(os.path.join(out_dir, CONFIG_FILE)) as f:
     saved = config_from_json(f.read())
   if saved != encoder_config(config, branch)[0]:
-    raise ValueError(f'{out_dir}: pre-trained for another config.{branch}.tiny; use a new '
+    raise WorkdirError(f'{out_dir}: pre-trained for another config.{branch}.tiny; use a new '
                      '--workdir')
