@@ -22,6 +22,9 @@ from asd_jax.data.labels import LabelSpace
 from asd_jax.data.layout import Clip, DatasetError
 
 SAMPLE_RATE = 16000
+# How far ahead the training iterator reads: its elements are whole batches, and Grain's
+# default (500 elements on 16 threads) would decode thousands of clips ahead of the step.
+BATCH_READ_AHEAD = grain.ReadOptions(num_threads=2, prefetch_buffer_size=2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,7 +176,7 @@ def train_dataset(records: list[dict], audio: AudioConfig, batch_size: int, seed
   dataset = (grain.MapDataset.source(RecordSource(records)).seed(seed).shuffle().repeat(None)
              .random_map(LoadRandomCropAugmented(audio)))
   local = dataset.batch(batch_size // processes, drop_remainder=True)[index::processes]
-  return _prefetch(local.to_iter_dataset(), num_workers)
+  return _prefetch(local.to_iter_dataset(BATCH_READ_AHEAD), num_workers)
 
 
 def eval_dataset(records: list[dict], audio: AudioConfig, batch_size: int,
