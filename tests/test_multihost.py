@@ -13,7 +13,6 @@ import time
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
-import pytest
 from flax import traverse_util
 
 from asd_jax.data import synthetic
@@ -21,8 +20,8 @@ from tests.conftest import REPO
 
 STEPS = 8
 # float32 gradients all-reduced in another order (within each process, then across the two
-# over gloo): after 12 AdamW steps the trainable parameters differed by at most 3e-8 and the
-# task2_4 scores (robust z) by at most 2.8e-5 relative.
+# over gloo): after the 8 AdamW steps the trainable parameters differed by at most 3e-8 and
+# the task2_4 scores (robust z) by at most 4.2e-5 relative, 3.8e-6 absolute.
 PARAM_ATOL = 1e-6
 SCORE_RTOL, SCORE_ATOL = 1e-3, 1e-5
 
