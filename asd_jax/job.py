@@ -82,8 +82,7 @@ class Job:
     with self.stage('check audio'):
       manifest = self.checked_audio(manifest)
     if manifest.problems:
-      print(f'{len(manifest.problems)} bad files skipped (--nostrict):')
-      print('\n'.join(f'  {p}' for p in manifest.problems))
+      print(manifest.skipped_report())
     return manifest
 
   def checked_audio(self, manifest: layout.Manifest) -> layout.Manifest:

@@ -107,7 +107,7 @@ def test_inspect_names_every_bad_file(clean_root, tmp_path):
     assert any(l.startswith(f'error: {path}: ') and words in l for l in errors), (path, errors)
   lenient = run('--nostrict')
   assert lenient.returncode == 0, lenient.stderr
-  assert f'{len(BAD)} files skipped' in lenient.stdout
+  assert f'{len(BAD)} bad files skipped' in lenient.stdout
 
 
 def test_truncation_check_reads_the_header_only(clean_root, tmp_path):

@@ -2,7 +2,6 @@
 
 asd-jax run [--data_dir=D] --workdir=W [--config=configs/X.py --config.field=value]
 
-
 The whole job: (without --data_dir, the built-in synthetic dataset is written to W/data first)
 train every configured branch, embed all clips, score the submitted systems task2_1..task2_4 and
 the official autoencoder baselines, write W/submission/<system>/ and, where labels are known,

@@ -2,7 +2,6 @@
 
 asd-jax train --data_dir=D --workdir=W [--config=configs/X.py --config.field=value]
 
-
 Trains the configured branches (config.branches) over all machine types: both channels through
 the LoRA-adapted encoder, gated fusion, ArcFace attribute + domain heads. Writes
 W/train/<branch>/checkpoints (Orbax) and W/train/<branch>/metrics.jsonl. Rerunning resumes from
@@ -31,6 +30,8 @@ def main(argv):
         manifest, audio_check.content_problems(c.path for c in manifest.clips), _STRICT.value)
   except layout.DatasetError as e:
     common.fail_lines(e.problems)
+  if manifest.problems:
+    print(manifest.skipped_report())
   for branch in config.branches:
     try:
       summary = loop.train_branch(config, branch, manifest, _WORKDIR.value)

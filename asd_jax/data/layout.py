@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import glob
-import logging
 import os
 import re
 
@@ -124,12 +123,6 @@ def read_attribute_csv(path: str) -> dict[str, tuple[tuple[str, str], ...]]:
   return table
 
 
-def read_two_column_csv(path: str) -> dict[str, str]:
-  """Ground-truth style rows `file_name,value` (no header) keyed by base name."""
-  with open(path, newline='') as f:
-    return {os.path.basename(r[0].strip()): r[1].strip() for r in csv.reader(f) if len(r) >= 2}
-
-
 @dataclasses.dataclass
 class Manifest:
   """All clips of a dataset root plus the problems met while reading it."""
@@ -141,6 +134,13 @@ class Manifest:
     """Clips whose fields equal the given values, e.g. select(split='train', machine='fan')."""
     return [c for c in self.clips if all(getattr(c, k) == v for k, v in where.items())]
 
+  def skipped_report(self) -> str:
+    """What --nostrict left out, one line per file ('' when nothing was)."""
+    if not self.problems:
+      return ''
+    return '\n'.join([f'{len(self.problems)} bad files skipped (--nostrict):',
+                      *(f'  {p}' for p in self.problems)])
+
   @property
   def machines(self) -> list[str]:
     return sorted({c.machine for c in self.clips})
@@ -148,11 +148,6 @@ class Manifest:
   def sections(self) -> list[tuple[str, str, str]]:
     """(dataset, machine, section) triples present, sorted."""
     return sorted({(c.dataset, c.machine, c.section) for c in self.clips})
-
-
-def _report(problems: list[str], message: str) -> None:
-  logging.warning('bad input: %s', message)
-  problems.append(message)
 
 
 def scan_dataset(root: str, strict: bool = True, datasets=DATASETS) -> Manifest:
@@ -181,13 +176,13 @@ def scan_dataset(root: str, strict: bool = True, datasets=DATASETS) -> Manifest:
       try:
         attributes[csv_path] = read_attribute_csv(csv_path)
       except DatasetError as e:
-        _report(problems, str(e))
+        problems.append(str(e))
     seen = set()
     for split in ('train', 'test'):
       split_dir = os.path.join(machine_dir, split)
       if not os.path.isdir(split_dir):
         if split == 'train' or dataset == 'dev':
-          _report(problems, f'{split_dir}: missing folder')
+          problems.append(f'{split_dir}: missing folder')
         continue
       for name in sorted(os.listdir(split_dir)):
         path = os.path.join(split_dir, name)
@@ -197,12 +192,12 @@ def scan_dataset(root: str, strict: bool = True, datasets=DATASETS) -> Manifest:
           clips.append(clip)
     for csv_path, table in attributes.items():
       for name in sorted(set(table) - seen):
-        _report(problems, f'{csv_path}: row {name} has no WAV file')
+        problems.append(f'{csv_path}: row {name} has no WAV file')
   if clips:
     outliers = audio_check.dataset_outliers(clips)
     for clip in clips:
       if clip.path in outliers:
-        _report(problems, outliers[clip.path])
+        problems.append(outliers[clip.path])
     clips = [c for c in clips if c.path not in outliers]
   if strict and problems:
     raise DatasetError.from_problems(problems)
@@ -215,38 +210,36 @@ def without_bad_audio(manifest: Manifest, bad: dict[str, str], strict: bool) -> 
   """`manifest` less the clips `bad` names ({path: problem line}, e.g. from
   audio_check.content_problems); with `strict` any such clip raises them all."""
   lines = [bad[c.path] for c in manifest.clips if c.path in bad]
-  if lines and strict:
-    raise DatasetError.from_problems(manifest.problems + lines)
-  for line in lines:
-    _report(manifest.problems, line)
-  return Manifest(manifest.root, [c for c in manifest.clips if c.path not in bad],
-                  manifest.problems)
+  problems = manifest.problems + lines
+  if problems and strict:
+    raise DatasetError.from_problems(problems)
+  return Manifest(manifest.root, [c for c in manifest.clips if c.path not in bad], problems)
 
 
 def _read_clip(path, dataset, machine, split, attributes, truth, problems) -> Clip | None:
   name = os.path.basename(path)
   if not name.lower().endswith('.wav'):
-    _report(problems, f'{path}: not a .wav file')
+    problems.append(f'{path}: not a .wav file')
     return None
   try:
     parsed = parse_file_name(name)
   except DatasetError as e:
-    _report(problems, f'{path}: {str(e).split(": ", 1)[1]}')
+    problems.append(f'{path}: {str(e).split(": ", 1)[1]}')
     return None
   if parsed.split is not None and parsed.split != split:
-    _report(problems, f'{path}: named {parsed.split} but lies in {split}/')
+    problems.append(f'{path}: named {parsed.split} but lies in {split}/')
     return None
   try:
     info = sf.info(path)
   except (RuntimeError, sf.LibsndfileError) as e:
-    _report(problems, f'{path}: unreadable audio ({str(e).splitlines()[0][-120:]})')
+    problems.append(f'{path}: unreadable audio ({str(e).splitlines()[0][-120:]})')
     return None
   truncated = audio_check.wav_truncation(path)
   if truncated:
-    _report(problems, truncated)
+    problems.append(truncated)
     return None
   if info.frames == 0:
-    _report(problems, f'{path}: contains no samples')
+    problems.append(f'{path}: contains no samples')
     return None
   pairs = attribute_pairs(parsed.attribute_string)
   csv_path = os.path.join(os.path.dirname(os.path.dirname(path)),

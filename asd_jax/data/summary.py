@@ -36,6 +36,5 @@ def summary_table(manifest: Manifest) -> str:
              ', '.join(f'{n} x {ch} ch @ {sr} Hz' for (ch, sr), n in formats.most_common()) +
              f'; duration {min(durations):.2f}–{max(durations):.2f} s')
   if manifest.problems:
-    out.append(f'{len(manifest.problems)} files skipped:')
-    out += [f'  {p}' for p in manifest.problems[:20]]
+    out.append(manifest.skipped_report())
   return '\n'.join(out)
