@@ -38,18 +38,6 @@ class SectionTruth:
   clips: dict  # file name -> (label: 1 = anomaly, domain: 'source' | 'target')
   aliases: dict = dataclasses.field(default_factory=dict)  # other name of a clip -> file name
 
-  def check_complete(self) -> None:
-    """Every official metric needs source normals, target normals and anomalies."""
-    have = {(label, domain) for label, domain in self.clips.values()}
-    for needed, what in (((0, 'source'), 'source-domain normal'),
-                         ((0, 'target'), 'target-domain normal')):
-      if needed not in have:
-        raise GroundTruthError(f'{self.path}: section {self.section} of {self.machine} has no '
-                               f'{what} clips, so AUC({needed[1]}) cannot be computed')
-    if not any(label == 1 for label, _ in self.clips.values()):
-      raise GroundTruthError(f'{self.path}: section {self.section} of {self.machine} has no '
-                             'anomalous clips')
-
 
 GroundTruth = dict  # (machine, section) -> SectionTruth
 
@@ -66,7 +54,7 @@ def _rows(path: str) -> list[tuple[str, str]]:
   return rows
 
 
-def domain_value(value: str, path: str, name: str) -> str:
+def _domain_value(value: str, path: str, name: str) -> str:
   """'0' / 'source' -> 'source', '1' / 'target' -> 'target'; anything else is refused."""
   domain = DOMAIN_VALUES.get(value.lower())
   if domain is None:
@@ -91,7 +79,7 @@ def read_section(machine: str, section: str, labels_path: str, domains_path: str
   named = {name: _named_domain(other) for other, name in aliases.items()}
   domains = {}
   if domains_path and os.path.isfile(domains_path):
-    domains = {name: domain_value(value, domains_path, name)
+    domains = {name: _domain_value(value, domains_path, name)
                for name, value in _rows(domains_path)}
   clips = {}
   for name, value in _rows(labels_path):
