@@ -2,6 +2,8 @@
 holds is checked against the run that reuses it."""
 from __future__ import annotations
 
+import csv
+import io
 import os
 import tempfile
 
@@ -29,3 +31,10 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
+
+
+def atomic_write_csv(path: str, rows) -> None:
+  """Rows (sequences of values) as CSV with '\n' line ends, written atomically."""
+  buffer = io.StringIO()
+  csv.writer(buffer, lineterminator='\n').writerows(rows)
+  atomic_write_text(path, buffer.getvalue())

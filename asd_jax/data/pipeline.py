@@ -150,8 +150,8 @@ def _grain_ready() -> None:
 
 
 def _prefetch(dataset: grain.IterDataset, num_workers: int) -> grain.IterDataset:
-  """Decode in `num_workers` processes; Grain interleaves their outputs back in order, and
-  batching happens after, so batches do not depend on the worker count."""
+  """Decode in `num_workers` processes; Grain interleaves their outputs back in order, so
+  batches do not depend on the worker count."""
   if num_workers <= 0:
     return dataset
   return dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))

@@ -2,13 +2,10 @@
 system's result CSV in the official evaluator's layout (sections × its columns, then its means)."""
 from __future__ import annotations
 
-import csv
-import io
-
 import numpy as np
 
 from asd_jax.evaluation import metrics
-from asd_jax.io import atomic_write_text
+from asd_jax.io import atomic_write_csv, atomic_write_text
 
 COLUMN_TITLES = {'baseline_mse': 'Baseline MSE', 'baseline_mahalanobis': 'Baseline Mahalanobis'}
 
@@ -57,12 +54,8 @@ def text_table(results) -> str:
 def write_results(results, md_path: str, csv_path: str, preamble: str = '') -> None:
   atomic_write_text(md_path, preamble + markdown_table(results))
   header, rows = _rows(results)
-  buffer = io.StringIO()
-  writer = csv.writer(buffer, lineterminator='\n')
-  writer.writerow(header)
-  writer.writerows(row[:2] + ['' if v is None else f'{100 * v:.4f}' for v in row[2:]]
-                   for row in rows)
-  atomic_write_text(csv_path, buffer.getvalue())
+  atomic_write_csv(csv_path, [header] + [row[:2] + ['' if v is None else f'{100 * v:.4f}'
+                                                   for v in row[2:]] for row in rows])
 
 
 _KINDS_HEADER = ['', '', 'AUC', 'pAUC', 'precision', 'recall', 'F1 score']
@@ -99,9 +92,7 @@ def official_rows(results: list[metrics.SectionResult]) -> list[list]:
 
 
 def write_official_csv(path: str, results: list[metrics.SectionResult]) -> None:
-  buffer = io.StringIO()
-  csv.writer(buffer, lineterminator='\n').writerows(official_rows(results))
-  atomic_write_text(path, buffer.getvalue())
+  atomic_write_csv(path, official_rows(results))
 
 
 def official_text(results: list[metrics.SectionResult]) -> str:

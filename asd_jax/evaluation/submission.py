@@ -7,31 +7,24 @@ from __future__ import annotations
 
 import csv
 import glob
-import io
 import math
 import os
 import re
 
-from asd_jax.io import atomic_write_text
+from asd_jax.io import atomic_write_csv
 
 
 class SubmissionError(ValueError):
   """One line naming the file and what is wrong with it."""
 
 
-def _csv_text(rows) -> str:
-  buffer = io.StringIO()
-  csv.writer(buffer, lineterminator='\n').writerows(rows)
-  return buffer.getvalue()
-
-
 def write_section(folder: str, machine: str, section: str, file_names, scores, decisions):
   """anomaly_score_<m>_section_<ss>_test.csv (file_name,score) and decision_result_... (0|1)."""
   stem = f'{machine}_section_{section}_test.csv'
-  atomic_write_text(os.path.join(folder, f'anomaly_score_{stem}'),
-                    _csv_text((n, repr(float(s))) for n, s in zip(file_names, scores)))
-  atomic_write_text(os.path.join(folder, f'decision_result_{stem}'),
-                    _csv_text((n, int(d)) for n, d in zip(file_names, decisions)))
+  atomic_write_csv(os.path.join(folder, f'anomaly_score_{stem}'),
+                   ((n, repr(float(s))) for n, s in zip(file_names, scores)))
+  atomic_write_csv(os.path.join(folder, f'decision_result_{stem}'),
+                   ((n, int(d)) for n, d in zip(file_names, decisions)))
 
 
 def _read_rows(path: str, parse) -> dict[str, object]:
