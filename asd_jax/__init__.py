@@ -3,4 +3,25 @@
 Layout follows the data flow: audio/ (Kaldi fbank) -> encoders/ (BEATs, AudioMAE, LoRA) ->
 model/ (gated two-channel fusion, heads) -> data/ -> train/ -> scoring/ -> evaluation/.
 """
+import os
+
 __version__ = '0.1.0'
+
+# XLA's CPU back end sends dots to YNNPACK fusions by default (jaxlib 0.10). On a 2-core
+# Xeon those ran the encoders' matmuls at ~120 GFLOP/s where XNNPACK's and oneDNN's reach
+# ~170, and fused whole attention blocks at a third of PyTorch's speed; with YNN fusions off
+# and XNNPACK on, the full-size encoders run 1.3-1.5x faster at batch 16 (docs/performance.md,
+# "CPU dot back end"). Added only where XLA_FLAGS does not set them already, and only
+# effective when asd_jax is imported before JAX compiles anything.
+CPU_DOT_FLAGS = (('--xla_cpu_experimental_ynn_fusion_type', ''),
+                 ('--xla_cpu_use_xnnpack', 'true'))
+
+
+def _prefer_fast_cpu_dots() -> None:
+  flags = os.environ.get('XLA_FLAGS', '')
+  extra = [f'{name}={value}' for name, value in CPU_DOT_FLAGS if name not in flags]
+  if extra:
+    os.environ['XLA_FLAGS'] = ' '.join([flags, *extra]).strip()
+
+
+_prefer_fast_cpu_dots()

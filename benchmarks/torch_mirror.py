@@ -7,6 +7,7 @@ AudioMAE), and its outputs are tested against ../shared/fixtures like the Flax p
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -15,6 +16,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from asd_jax.audio import fbank as fbank_lib
+
+
+# benchmarks/profile_ops.py turns these on to name the op kinds; off, the modules are exactly
+# what `asd-jax bench` times (torch.compile sees no profiler ranges).
+PROFILE_RANGES = False
+
+
+def profile_range(name: str):
+  return torch.profiler.record_function(name) if PROFILE_RANGES else contextlib.nullcontext()
 
 
 def kaldi_fbank(wave: torch.Tensor, window: str) -> torch.Tensor:
@@ -76,9 +86,11 @@ class BeatsAttention(nn.Module):
     b, n, d = x.shape
     split = lambda t: t.view(b, n, self.heads, -1).transpose(1, 2)  # [B, H, N, d]
     q, k, v = split(self.q_proj(x)), split(self.k_proj(x)), split(self.v_proj(x))
-    g = torch.sigmoid(self.grep_linear(q).view(b, self.heads, n, 2, 4).sum(-1))
-    gate = g[..., :1] * (g[..., 1:] * self.grep_a - 1.0) + 2.0  # [B, H, N, 1]
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=gate * pos_bias[None])
+    with profile_range('relative_position_bias'):
+      g = torch.sigmoid(self.grep_linear(q).view(b, self.heads, n, 2, 4).sum(-1))
+      gate = g[..., :1] * (g[..., 1:] * self.grep_a - 1.0) + 2.0  # [B, H, N, 1]
+      mask = gate * pos_bias[None]
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     return self.out_proj(out.transpose(1, 2).reshape(b, n, d))
 
 
@@ -108,14 +120,16 @@ class BeatsEncoder(nn.Module):
     self.cfg = cfg
 
   def forward(self, x):
-    conv = self.pos_conv(x.transpose(1, 2))
-    if self.cfg['conv_pos'] % 2 == 0:
-      conv = conv[..., :-1]
+    with profile_range('pos_conv'):
+      conv = self.pos_conv(x.transpose(1, 2))
+      if self.cfg['conv_pos'] % 2 == 0:
+        conv = conv[..., :-1]
     x = self.layer_norm(x + F.gelu(conv).transpose(1, 2))
-    table = self.layers[0].self_attn.relative_attention_bias.weight
-    buckets = relative_buckets(x.shape[1], self.cfg['num_buckets'],
-                               self.cfg['max_distance']).to(x.device)
-    pos_bias = table[buckets].permute(2, 0, 1)
+    with profile_range('relative_position_bias'):
+      table = self.layers[0].self_attn.relative_attention_bias.weight
+      buckets = relative_buckets(x.shape[1], self.cfg['num_buckets'],
+                                 self.cfg['max_distance']).to(x.device)
+      pos_bias = table[buckets].permute(2, 0, 1)
     for layer in self.layers:
       x = layer(x, pos_bias)
     return x
@@ -133,8 +147,8 @@ class BEATsTorch(nn.Module):
     self.encoder = BeatsEncoder(cfg)
 
   def forward(self, wave):
-    fbank = encoder_fbank(wave, fbank_lib.BEATS)
-    x = self.patch_embedding(fbank.unsqueeze(1))
+    with profile_range('front_end'):
+      x = self.patch_embedding(encoder_fbank(wave, fbank_lib.BEATS).unsqueeze(1))
     x = self.layer_norm(x.flatten(2).transpose(1, 2))
     if self.post_extract_proj is not None:
       x = self.post_extract_proj(x)
@@ -175,7 +189,8 @@ class AudioMAETorch(nn.Module):
                                            'num_frames': num_frames})
 
   def forward(self, wave):
-    x = self.patch_embed.proj(encoder_fbank(wave, self.preset).unsqueeze(1))
+    with profile_range('front_end'):
+      x = self.patch_embed.proj(encoder_fbank(wave, self.preset).unsqueeze(1))
     x = x.flatten(2).transpose(1, 2) + self.pos_embed[:, 1:]
     cls = (self.cls_token + self.pos_embed[:, :1]).expand(x.shape[0], -1, -1)
     x = torch.cat([cls, x], 1)
@@ -221,6 +236,10 @@ class TwoChannelTorch(nn.Module):
   def loss(self, wave, attribute, domain, scale=30.0, margin=0.5):
     b = wave.shape[0]
     tokens = self.encoder(wave.reshape(2 * b, -1)).view(b, 2, -1, self.gate.in_features // 2)
+    with profile_range('heads'):
+      return self._heads_loss(tokens, attribute, domain, scale, margin)
+
+  def _heads_loss(self, tokens, attribute, domain, scale, margin):
     near, far = tokens[:, 0], tokens[:, 1]
     alpha = torch.sigmoid(self.gate(torch.cat([near, far], -1)))
     emb = self.projection((alpha * near + (1 - alpha) * far).mean(1))

@@ -49,10 +49,15 @@ def test_plan_and_table():
   kinds = {(c['kind'], c.get('framework')) for c in cases}
   assert {('encoder', 'jax'), ('encoder', 'torch'), ('encoder', 'torch_compile'),
           ('train', 'torch'), ('scoring', 'sklearn'), ('matmul', None)} <= kinds
-  fake = [{'case': c, 'step_s': 0.5, 'clips_per_s': 2.0, 'compile_s': 1.0, 'peak_rss_mb': 100.0,
-           'gflop': 10.0} for c in cases]
+  fake = [{'case': c, 'step_s': 0.5, 'clips_per_s': c.get('batch', 1) / 0.5, 'compile_s': 1.0,
+           'peak_rss_mb': 100.0, 'gflop': 10.0} for c in cases]
   text = throughput.table(fake, peak=100.0)
-  assert 'beats forward b=4' in text and '1.00x' in text and '(20 %)' in text
+  row = next(line for line in text.splitlines() if line.startswith('beats forward b=4 '))
+  # 10 GFLOP per batch of 4 in 0.5 s: 20 GFLOP/s, 20 % of a 100 GFLOP/s peak, which would
+  # allow 100 / 2.5 = 40 clips/s
+  assert '1.00x' in row and '20 % / 20 %' in row and '40.00' in row
+  remat = next(line for line in text.splitlines() if 'remat=attention' in line)
+  assert '1.00x' in remat  # measured against the one PyTorch training step
 
 
 def test_gpu_plan_runs_torch_on_cuda_or_says_why_not():

@@ -84,11 +84,12 @@ class BeatsLayer(nn.Module):
       bias = pos_bias[None]  # [1, H, N, N]
       if c.gru_rel_pos:
         gate_logits = nn.Dense(8, name='grep_linear', dtype=self.dtype)(q)  # [B, N, H, 8]
-        g = jax.nn.sigmoid(gate_logits.reshape(*gate_logits.shape[:-1], 2, 4).sum(-1)
-                           .astype(jnp.float32))
         grep_a = self.param('grep_a', nn.initializers.ones, (heads,))
-        gate = g[..., 0] * (g[..., 1] * grep_a - 1.0) + 2.0  # [B, N, H]
-        bias = gate.transpose(0, 2, 1)[..., None] * pos_bias[None]
+        with jax.named_scope('relative_position_bias'):
+          g = jax.nn.sigmoid(gate_logits.reshape(*gate_logits.shape[:-1], 2, 4).sum(-1)
+                             .astype(jnp.float32))
+          gate = g[..., 0] * (g[..., 1] * grep_a - 1.0) + 2.0  # [B, N, H]
+          bias = gate.transpose(0, 2, 1)[..., None] * pos_bias[None]
     drop = nn.Dropout(c.dropout)
     attn_drop = nn.Dropout(c.attention_dropout)
     h = attend(q, k, v, bias,
@@ -130,7 +131,8 @@ class BEATs(nn.Module):
       table = self.param('relative_attention_bias', nn.initializers.normal(0.02),
                          (c.num_buckets, c.encoder_attention_heads))
       buckets = relative_position_buckets(x.shape[1], c.num_buckets, c.max_distance)
-      pos_bias = jnp.transpose(table[buckets], (2, 0, 1)).astype(jnp.float32)  # [H, N, N]
+      with jax.named_scope('relative_position_bias'):
+        pos_bias = jnp.transpose(table[buckets], (2, 0, 1)).astype(jnp.float32)  # [H, N, N]
     layers = nn.scan(rematerialised(BeatsLayer, self.remat), variable_axes={'params': 0},
                      split_rngs={'params': True, 'dropout': True},
                      in_axes=nn.broadcast, length=c.encoder_layers)
