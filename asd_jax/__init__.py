@@ -11,13 +11,16 @@ __version__ = '0.1.0'
 # Xeon those ran the encoders' matmuls at ~120 GFLOP/s where XNNPACK's and oneDNN's reach
 # ~170, and fused whole attention blocks at a third of PyTorch's speed; with YNN fusions off
 # and XNNPACK on, the full-size encoders run 1.3-1.5x faster at batch 16 (docs/performance.md,
-# "CPU dot back end"). Added only where XLA_FLAGS does not set them already, and only
-# effective when asd_jax is imported before JAX compiles anything.
+# "CPU dot back end"). Added only where XLA_FLAGS does not set them already and
+# ASD_JAX_KEEP_XLA_DEFAULTS is unset (the profile's before/after), and only effective when
+# asd_jax is imported before JAX compiles anything.
 CPU_DOT_FLAGS = (('--xla_cpu_experimental_ynn_fusion_type', ''),
                  ('--xla_cpu_use_xnnpack', 'true'))
 
 
 def _prefer_fast_cpu_dots() -> None:
+  if os.environ.get('ASD_JAX_KEEP_XLA_DEFAULTS'):
+    return
   flags = os.environ.get('XLA_FLAGS', '')
   extra = [f'{name}={value}' for name, value in CPU_DOT_FLAGS if name not in flags]
   if extra:

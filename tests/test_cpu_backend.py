@@ -1,0 +1,39 @@
+"""asd_jax picks XLA's CPU dot back end (asd_jax/__init__.py) without overriding the user's."""
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+import asd_jax
+
+PRINT_FLAGS = 'import asd_jax, os; print(os.environ.get("XLA_FLAGS", ""))'
+
+
+def _flags_after_import(**env) -> str:
+  clean = {k: v for k, v in os.environ.items()
+           if k not in ('XLA_FLAGS', 'ASD_JAX_KEEP_XLA_DEFAULTS')}
+  return subprocess.run([sys.executable, '-c', PRINT_FLAGS], env={**clean, **env}, check=True,
+                        capture_output=True, text=True).stdout.strip()
+
+
+def test_import_adds_the_dot_flags_but_keeps_the_users():
+  assert _flags_after_import() == ('--xla_cpu_experimental_ynn_fusion_type= '
+                                   '--xla_cpu_use_xnnpack=true')
+  assert _flags_after_import(XLA_FLAGS='--xla_cpu_use_xnnpack=false') == (
+      '--xla_cpu_use_xnnpack=false --xla_cpu_experimental_ynn_fusion_type=')
+  assert _flags_after_import(XLA_FLAGS='--xla_force_host_platform_device_count=2',
+                             ASD_JAX_KEEP_XLA_DEFAULTS='1') == (
+                                 '--xla_force_host_platform_device_count=2')
+
+
+@pytest.mark.skipif(jax.default_backend() != 'cpu', reason='the flags concern the CPU back end')
+def test_this_process_compiles_dots_outside_ynnpack():
+  assert 'xla_cpu_use_xnnpack=true' in os.environ['XLA_FLAGS'], asd_jax.CPU_DOT_FLAGS
+  hlo = jax.jit(lambda a, b: jax.nn.gelu(a @ b)).lower(
+      jnp.ones((64, 32)), jnp.ones((32, 16))).compile().as_text()
+  instructions = [line for line in hlo.splitlines() if ' = ' in line and 'metadata' in line]
+  assert any(' dot(' in line for line in instructions)
+  assert not any('ynn_fusion' in line.split(' = ')[0] for line in instructions)
