@@ -63,44 +63,16 @@ def split_heads(x, heads: int):
   return x.reshape(*x.shape[:-1], heads, x.shape[-1] // heads)
 
 
-# Score tensors above this many elements are computed a few clips at a time (inference only):
-# XLA writes the [B, H, N, N] scores to memory between the matmuls and the softmax, and past
-# the caches (4 MiB L2 per core here) each pass runs at memory speed: BEATs-base at batch 16
-# x 10 s holds 47 M scores (189 MB) per layer (docs/performance.md).
-SCORES_PER_CHUNK = 2 * 12 * 513 * 513
-
-
 def attend(q, k, v, bias=None, probs_dropout=None):
   """Softmax attention over heads.  q, k, v [B, N, H, d]; bias [B|1, H, N, N] -> [B, N, H·d].
 
-  Scores are q·k/√d (+ bias) in float32 whatever the compute dtype; the softmax is normalised
-  after the value matmul (exp(s - max)·v / Σexp), which is exact and spares one pass over the
-  [N, N] probabilities. `probs_dropout` (a callable, training only) acts on the unnormalised
-  probabilities, the same as on the normalised ones. Heads are moved next to the batch before
-  the two matmuls: XLA's CPU backend runs [B, H, N, d] batched matmuls 1.5x faster than the
-  same einsums with the heads in the middle (AudioMAE-base, batch 16: 0.27 s against 0.42 s per
-  layer). Without dropout, large batches go through in chunks of clips (SCORES_PER_CHUNK).
+  Scores are q·k/√d (+ bias), softmax in float32 whatever the compute dtype; `probs_dropout`
+  (a callable, training only) acts on the attention probabilities. Heads are moved next to the
+  batch before the two matmuls: XLA's CPU backend runs [B, H, N, d] batched matmuls 1.5x faster
+  than the same einsums with the heads in the middle (AudioMAE-base, batch 16: 0.27 s against
+  0.42 s per layer). The named scopes give the op kinds of benchmarks/profile_ops.py.
   """
   q, k, v = (jnp.swapaxes(x, 1, 2) for x in (q, k, v))  # [B, H, N, d]
-  batch, heads, length, _ = q.shape
-  chunk = max(1, SCORES_PER_CHUNK // (heads * length * length))
-  if probs_dropout is None and batch > chunk and batch % chunk == 0:
-    split = lambda x: None if x is None else x.reshape(batch // chunk, chunk, *x.shape[1:])
-    if bias is not None and bias.shape[0] == 1:
-      out = jax.lax.map(lambda qkv: _attend_heads(*qkv, bias, None), (split(q), split(k),
-                                                                        split(v)))
-    else:
-      out = jax.lax.map(lambda qkvb: _attend_heads(*qkvb, None),
-                        (split(q), split(k), split(v), split(bias)))
-    out = out.reshape(batch, *out.shape[2:])
-  else:
-    out = _attend_heads(q, k, v, bias, probs_dropout)
-  out = jnp.swapaxes(out, 1, 2)  # [B, N, H, d]
-  return out.reshape(*out.shape[:2], -1)
-
-
-def _attend_heads(q, k, v, bias, probs_dropout):
-  """[B, H, N, d] (bias [B|1, H, N, N] or None) -> [B, H, N, d]."""
   scale = q.shape[-1]**-0.5
   with jax.named_scope('attention_scores'):
     scores = jnp.matmul(q * jnp.asarray(scale, q.dtype), jnp.swapaxes(k, -1, -2))
@@ -108,13 +80,12 @@ def _attend_heads(q, k, v, bias, probs_dropout):
     scores = scores.astype(jnp.float32)
     if bias is not None:
       scores = scores + bias
-    weights = jnp.exp(scores - jax.lax.stop_gradient(scores.max(axis=-1, keepdims=True)))
-    total = weights.sum(axis=-1, keepdims=True)
-  weights = weights.astype(v.dtype)
+    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
   if probs_dropout is not None:
-    weights = probs_dropout(weights)
+    probs = probs_dropout(probs)
   with jax.named_scope('attention_values'):
-    return (jnp.matmul(weights, v) / total).astype(v.dtype)
+    out = jnp.swapaxes(jnp.matmul(probs, v), 1, 2)  # [B, N, H, d]
+  return out.reshape(*out.shape[:2], -1)
 
 
 def gelu(x):
