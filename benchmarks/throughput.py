@@ -280,7 +280,9 @@ def scoring_case(case: dict) -> dict:
 
 def matmul_case(case: dict) -> dict:
   """Measured float32 matmul peak of this machine at JAX's default precision (the best of JAX
-  and NumPy on a CPU; TF32 tensor cores on a recent GPU)."""
+  and NumPy on a CPU; TF32 tensor cores on a recent GPU), with the XLA CPU flags that
+  `import asd_jax` sets, as in the encoder cases."""
+  import asd_jax  # noqa: F401
   import jax
   on_cpu = case.get('platform', 'cpu') == 'cpu'
   n = 2048 if on_cpu else 8192
