@@ -159,13 +159,18 @@ def _jax_callable(case: dict):
   return (lambda: compiled(encoder.params, wave).block_until_ready()), compiled.as_text()
 
 
-def jax_profile(case: dict) -> dict:
-  import jax
-  fn, hlo_text = _jax_callable(case)
+def _warm_call_seconds(fn) -> float:
+  """Wall seconds of one call of `fn` after a warm-up call."""
   fn()
   start = time.perf_counter()
   fn()
-  wall = time.perf_counter() - start
+  return time.perf_counter() - start
+
+
+def jax_profile(case: dict) -> dict:
+  import jax
+  fn, hlo_text = _jax_callable(case)
+  wall = _warm_call_seconds(fn)
   with tempfile.TemporaryDirectory() as trace_dir:
     jax.profiler.start_trace(trace_dir)
     for _ in range(case['repeats']):
@@ -202,10 +207,7 @@ def torch_profile(case: dict) -> dict:
   from benchmarks import throughput, torch_mirror
   torch_mirror.PROFILE_RANGES = True
   fn = throughput.torch_callable(case['case'], case['layers'], case['batch'], case['seconds'])
-  fn()
-  start = time.perf_counter()
-  fn()
-  wall = time.perf_counter() - start
+  wall = _warm_call_seconds(fn)
   with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
     for _ in range(case['repeats']):
       fn()
