@@ -7,6 +7,7 @@ import sys
 COMMANDS = {  # each the first line of the command's --help (tests/test_cli.py checks)
     'synth': 'Write the built-in synthetic two-channel DCASE-style dataset.',
     'inspect': 'Validate a DCASE-layout dataset and print its summary.',
+    'pretrain': 'Pre-train the tiny encoders on the synthetic corpus (the shipped weights).',
     'train': 'Train the configured encoder branches (LoRA, gated fusion, ArcFace heads).',
     'run': 'Run the whole job: train, embed, score, baselines, evaluate (resumable).',
     'evaluate': 'Score a submission folder against ground truth as the official evaluator does.',

@@ -16,7 +16,8 @@ import tempfile
 import numpy as np
 import soundfile as sf
 
-SAMPLE_RATE = 16000
+from asd_jax.data import signals
+from asd_jax.data.signals import SAMPLE_RATE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,43 +71,6 @@ MACHINES = {
 }
 
 
-def _bandpass_noise(rng, n, low, high):
-  spectrum = np.fft.rfft(rng.standard_normal(n))
-  freqs = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
-  spectrum[(freqs < low) | (freqs > high)] = 0
-  out = np.fft.irfft(spectrum, n)
-  return out / (out.std() + 1e-12)
-
-
-def _pink_noise(rng, n):
-  spectrum = np.fft.rfft(rng.standard_normal(n))
-  freqs = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
-  spectrum /= np.sqrt(np.maximum(freqs, 20.0))
-  out = np.fft.irfft(spectrum, n)
-  return out / (out.std() + 1e-12)
-
-
-def _impulse_train(rng, t, rate, resonance, decay, jitter=0.02):
-  """Decaying resonances struck at `rate` Hz (with timing jitter)."""
-  out = np.zeros_like(t)
-  period = 1.0 / rate
-  ring = np.arange(int(0.02 * SAMPLE_RATE)) / SAMPLE_RATE
-  kernel = np.exp(-ring * decay) * np.sin(2 * np.pi * resonance * ring)
-  start = rng.uniform(0, period)
-  for hit in np.arange(start, t[-1], period):
-    i = int((hit + rng.normal(0, jitter * period)) * SAMPLE_RATE)
-    if 0 <= i < len(t):
-      seg = kernel[:len(t) - i]
-      out[i:i + len(seg)] += seg * rng.uniform(0.7, 1.3)
-  return out
-
-
-def _harmonics(rng, t, f0, count, decay=1.0, drift=0.004):
-  phase_noise = np.cumsum(rng.normal(0, drift, len(t))) * 0.05
-  return sum(np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 2 * np.pi) + phase_noise * h)
-             / h**decay for h in range(1, count + 1))
-
-
 def machine_sound(machine: str, attrs: dict, anomaly: str | None, severity: float,
                   rng: np.random.Generator, n: int) -> np.ndarray:
   """Near-field source signal of one clip (before microphones and room)."""
@@ -114,19 +78,20 @@ def machine_sound(machine: str, attrs: dict, anomaly: str | None, severity: floa
   wobble = rng.uniform(0.98, 1.02)  # unit-to-unit and run-to-run speed variation
   if machine == 'fan':
     rot = attrs['spd'] * wobble
-    x = _harmonics(rng, t, rot * attrs['bld'], 6) + 0.6 * _bandpass_noise(rng, n, 100, 3000)
+    x = (signals.harmonics(rng, t, rot * attrs['bld'], 6)
+         + 0.6 * signals.bandpass_noise(rng, n, 100, 3000))
     if anomaly == 'imbalance':
       x = x * (1 + severity * 0.25 * np.sin(2 * np.pi * rot * t))
     elif anomaly == 'blade_damage':
-      x = x + severity * 0.15 * _harmonics(rng, t, rot, 3)
+      x = x + severity * 0.15 * signals.harmonics(rng, t, rot, 3)
   elif machine == 'bearing':
     shaft = attrs['rpm'] * wobble
-    x = (0.5 * _harmonics(rng, t, shaft, 3)
-         + 0.3 * attrs['load'] * _bandpass_noise(rng, n, 500, 6000))
+    x = (0.5 * signals.harmonics(rng, t, shaft, 3)
+         + 0.3 * attrs['load'] * signals.bandpass_noise(rng, n, 500, 6000))
     if anomaly == 'outer_race':
-      x = x + severity * 0.5 * _impulse_train(rng, t, 3.6 * shaft, 3000, 400)
+      x = x + severity * 0.5 * signals.impulse_train(rng, t, 3.6 * shaft, 3000, 400)
     elif anomaly == 'inner_race':
-      hits = _impulse_train(rng, t, 5.4 * shaft, 4200, 500)
+      hits = signals.impulse_train(rng, t, 5.4 * shaft, 4200, 500)
       x = x + severity * 0.5 * hits * (1 + 0.8 * np.sin(2 * np.pi * shaft * t))
   elif machine == 'valve':
     period = 0.25 * attrs['pat'] * wobble
@@ -137,47 +102,41 @@ def machine_sound(machine: str, attrs: dict, anomaly: str | None, severity: floa
       phase_t = t + phase
     open_ = ((phase_t % period) < 0.4 * period).astype(float)
     open_ = np.convolve(open_, np.ones(80) / 80, mode='same')
-    flow = _bandpass_noise(rng, n, 150 * attrs['flow'], 750 * attrs['flow'])
-    clicks = np.abs(np.diff(open_, prepend=open_[0])) * 60 * _bandpass_noise(rng, n, 2000, 7000)
-    x = open_ * flow + clicks + 0.05 * _bandpass_noise(rng, n, 50, 500)
+    flow = signals.bandpass_noise(rng, n, 150 * attrs['flow'], 750 * attrs['flow'])
+    edges = np.abs(np.diff(open_, prepend=open_[0]))
+    clicks = edges * 60 * signals.bandpass_noise(rng, n, 2000, 7000)
+    x = open_ * flow + clicks + 0.05 * signals.bandpass_noise(rng, n, 50, 500)
     if anomaly == 'leak':
-      x = x + severity * 0.6 * (1 - open_) * _bandpass_noise(rng, n, 3000, 7500)
+      x = x + severity * 0.6 * (1 - open_) * signals.bandpass_noise(rng, n, 3000, 7500)
   elif machine == 'gearbox':
     shaft = attrs['rpm'] * wobble
     mesh = shaft * attrs['teeth']
     side = 0.15 * (1 + (1.0 * severity if anomaly == 'wear' else 0))
-    x = (_harmonics(rng, t, mesh, 3)
+    x = (signals.harmonics(rng, t, mesh, 3)
          + side * (np.sin(2 * np.pi * (mesh - shaft) * t) + np.sin(2 * np.pi * (mesh + shaft) * t))
-         + 0.3 * _bandpass_noise(rng, n, 50, 4000))
+         + 0.3 * signals.bandpass_noise(rng, n, 50, 4000))
     if anomaly == 'broken_tooth':
-      x = x + severity * 0.5 * _impulse_train(rng, t, shaft, 1800, 300, jitter=0.0)
+      x = x + severity * 0.5 * signals.impulse_train(rng, t, shaft, 1800, 300, jitter=0.0)
     elif anomaly == 'wear':
-      x = x + severity * 0.15 * _bandpass_noise(rng, n, 1000, 5000)
+      x = x + severity * 0.15 * signals.bandpass_noise(rng, n, 1000, 5000)
   else:
     raise ValueError(f'unknown machine type {machine!r}')
   return x / (np.abs(x).max() + 1e-9)
-
-
-def room_response(rng: np.random.Generator, rt60: float) -> np.ndarray:
-  """Exponentially decaying noise tail: a small room between machine and far microphone."""
-  n = int(rt60 * SAMPLE_RATE)
-  tail = rng.standard_normal(n) * np.exp(-6.9 * np.arange(n) / n)
-  tail[0] = 1.0
-  return tail / np.sqrt(np.sum(tail**2))
 
 
 def two_channels(source: np.ndarray, rng: np.random.Generator, domain: str) -> np.ndarray:
   """[2, n]: near field (clean-ish) and far field (delayed, reverberant, noisy)."""
   n = len(source)
   noise_level = 0.08 if domain == 'source' else 0.1  # the target site is a little noisier
-  near = source + noise_level * 0.3 * _pink_noise(rng, n)
+  near = source + noise_level * 0.3 * signals.pink_noise(rng, n)
   delay = int(rng.uniform(0.003, 0.008) * SAMPLE_RATE)
-  far = np.convolve(source, room_response(rng, rng.uniform(0.05, 0.15)))[:n]
+  far = np.convolve(source, signals.room_response(rng, rng.uniform(0.05, 0.15)))[:n]
   far = 0.4 * np.concatenate([np.zeros(delay), far[:n - delay]])
-  far = far + noise_level * _pink_noise(rng, n)
+  far = far + noise_level * signals.pink_noise(rng, n)
   if rng.uniform() < 0.3:  # a passing interference event on the far microphone
     start = rng.integers(0, n // 2)
-    far[start:start + n // 4] += 0.1 * _bandpass_noise(rng, n // 4, 200, 2000)[:n - start]
+    burst = signals.bandpass_noise(rng, n // 4, 200, 2000)
+    far[start:start + n // 4] += 0.1 * burst[:n - start]
   stereo = np.stack([near, far])
   return 0.7 * stereo / (np.abs(stereo).max() + 1e-9)
 

@@ -13,6 +13,7 @@ stage then loads like real weights.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 
@@ -116,14 +117,22 @@ def make_pretrain_step(model: PatchReconstructor, preset, num_mel_bins: int, p: 
   return step
 
 
-def pretrain_encoder(config: ml_collections.ConfigDict, branch: str, clips: list[Clip],
-                     labels: LabelSpace, audio: pipeline.AudioConfig, out_dir: str,
-                     progress: bool = True) -> list[dict]:
-  """Pre-trains the branch's tiny encoder on `clips` (random crops and the training
-  augmentation of `audio`) and writes it to `out_dir` atomically; returns the logged metrics.
-  Not resumable: an interrupted pre-training starts again (minutes).
-  """
-  from tqdm import tqdm
+@dataclasses.dataclass
+class PretrainingParts:
+  """What a pre-training loop needs: the model's architecture, initial state and jitted step
+  (which donates params and optimiser state)."""
+  arch: object
+  params: dict
+  opt_state: object
+  step: object
+  rng: jax.Array
+  samples: int  # wave samples per row
+
+
+def pretraining_parts(config: ml_collections.ConfigDict, branch: str,
+                      steps: int) -> PretrainingParts:
+  """Seeded initial state of the branch's tiny encoder + reconstruction head, with
+  config.pretrain's optimiser and masking over `steps` steps."""
   arch, converted = encoder_config(config, branch)
   if converted is not None:
     raise ValueError(f'config.{branch}.checkpoint is set: its encoder is already pre-trained')
@@ -139,10 +148,22 @@ def pretrain_encoder(config: ml_collections.ConfigDict, branch: str, clips: list
   params = jax.jit(model.init)(init_rng, jnp.zeros(fbank.shape, jnp.float32))['params']
   optim = ml_collections.ConfigDict(dict(config.optim.to_dict(), learning_rate=c.learning_rate,
                                           warmup_steps=c.warmup_steps))
-  tx, _ = make_optimizer(optim, c.steps)
-  opt_state = tx.init(params)
+  tx, _ = make_optimizer(optim, steps)
   step = jax.jit(make_pretrain_step(model, preset, arch.num_mel_bins, p, tx, c.mask_ratio,
                                     c.visible_weight), donate_argnums=(0, 1))
+  return PretrainingParts(arch, params, tx.init(params), step, rng, samples)
+
+
+def pretrain_encoder(config: ml_collections.ConfigDict, branch: str, clips: list[Clip],
+                     labels: LabelSpace, audio: pipeline.AudioConfig, out_dir: str,
+                     progress: bool = True) -> list[dict]:
+  """Pre-trains the branch's tiny encoder on `clips` (random crops and the training
+  augmentation of `audio`) and writes it to `out_dir` atomically; returns the logged metrics.
+  Not resumable: an interrupted pre-training starts again (minutes).
+  """
+  from tqdm import tqdm
+  parts = pretraining_parts(config, branch, config.pretrain.steps)
+  params, opt_state, c = parts.params, parts.opt_state, config.pretrain
   dataset = pipeline.train_dataset(pipeline.clip_records(clips, labels), audio, c.batch_size,
                                    seed=config.seed + 1, num_workers=config.data.num_workers,
                                    shard_by_process=False)
@@ -151,13 +172,13 @@ def pretrain_encoder(config: ml_collections.ConfigDict, branch: str, clips: list
   for i in tqdm(range(1, c.steps + 1), desc=f'pretrain {branch}', unit='step',
                 disable=not progress):
     wave = next(iterator)['wave']
-    params, opt_state, metrics = step(params, opt_state,
-                                      jnp.asarray(wave.reshape(-1, wave.shape[-1])),
-                                      jax.random.fold_in(rng, i))
+    params, opt_state, metrics = parts.step(params, opt_state,
+                                            jnp.asarray(wave.reshape(-1, wave.shape[-1])),
+                                            jax.random.fold_in(parts.rng, i))
     if i % config.train.log_every == 0 or i == c.steps:
       log.append({'step': i, **{k: float(v) for k, v in jax.device_get(metrics).items()}})
   logging.info('%s pre-training: %s', branch, log[-1] if log else {})
-  save_converted(out_dir, params['encoder'], arch)
+  save_converted(out_dir, params['encoder'], parts.arch)
   return log
 
 

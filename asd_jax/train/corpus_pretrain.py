@@ -1,0 +1,105 @@
+"""Long self-supervised pre-training of the tiny encoders on the synthetic corpus (`asd-jax
+pretrain`): the run that made the shipped weights in asd_jax/pretrained/.
+
+The objective is the per-dataset one of `pretrain` (masked fbank-patch reconstruction), on a
+pool of corpus clips (both channels as rows, random 2-s crops, random gain per channel) for
+many more steps. Resumable: params and optimiser state go to an Orbax checkpoint every
+`save_every` steps, and the batches are a pure function of (corpus seed, step), so a resumed
+run sees exactly the batches an uninterrupted one would have.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+from asd_jax.data import corpus
+from asd_jax.encoders.checkpoint import save_converted
+from asd_jax.io import atomic_write_text
+from asd_jax.train.pretrain import pretraining_parts
+
+POOL_SECONDS = 3.0  # each pool clip; crops of config.data.clip_seconds are drawn from it
+GAIN_DB = 6.0
+
+
+def build_pool(seed: int, clips: int, progress: bool = True) -> np.ndarray:
+  """[clips, 2, POOL_SECONDS·16 kHz] float16 corpus clips (float16 halves the memory; the
+  fbank's log makes its 1e-3 relative rounding invisible)."""
+  from tqdm import tqdm
+  first = corpus.corpus_clip(seed, 0, POOL_SECONDS)
+  pool = np.empty((clips, *first.shape), np.float16)
+  for i in tqdm(range(clips), desc='corpus', unit='clip', disable=not progress):
+    pool[i] = first if i == 0 else corpus.corpus_clip(seed, i, POOL_SECONDS)
+  return pool
+
+
+def corpus_batch(pool: np.ndarray, seed: int, step: int, batch: int, samples: int) -> np.ndarray:
+  """[2·batch, samples]: `batch` random crops of random pool clips, both channels as rows,
+  each channel with its own random gain; a pure function of (seed, step)."""
+  rng = np.random.default_rng(np.random.SeedSequence([seed, 1, step]))
+  index = rng.integers(len(pool), size=batch)
+  start = rng.integers(0, pool.shape[-1] - samples + 1, size=batch)
+  gain = 10**(rng.uniform(-GAIN_DB, GAIN_DB, (batch, 2, 1)) / 20)
+  crops = np.stack([pool[i, :, s:s + samples] for i, s in zip(index, start)]).astype(np.float32)
+  return (crops * gain).reshape(2 * batch, samples)
+
+
+def pretrain_on_corpus(config: ml_collections.ConfigDict, branch: str, workdir: str,
+                       output_dir: str, steps: int, pool_clips: int, corpus_seed: int = 0,
+                       save_every: int = 500, progress: bool = True) -> dict:
+  """Pre-trains config.<branch>.tiny on the corpus and writes the encoder to `output_dir` as a
+  converted-checkpoint folder; W/<branch>/ keeps the Orbax checkpoints and loss.jsonl.
+  Returns the run's summary (also written to W/<branch>/summary.json)."""
+  from tqdm import tqdm
+  config = ml_collections.ConfigDict(config.to_dict())
+  config[branch].checkpoint = ''  # the tiny architecture, randomly initialised
+  parts = pretraining_parts(config, branch, steps)
+  params, opt_state = parts.params, parts.opt_state
+  run_dir = os.path.join(os.path.abspath(workdir), branch)
+  manager = ocp.CheckpointManager(
+      os.path.join(run_dir, 'checkpoints'),
+      options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
+  start = manager.latest_step() or 0
+  log_path = os.path.join(run_dir, 'loss.jsonl')
+  if start:
+    saved = manager.restore(start, args=ocp.args.StandardRestore(
+        {'params': params, 'opt_state': opt_state}))
+    params, opt_state = saved['params'], saved['opt_state']
+    with open(log_path) as f:  # drop what was logged after the checkpoint
+      kept = [line for line in f if json.loads(line)['step'] <= start]
+    atomic_write_text(log_path, ''.join(kept))
+    print(f'{branch}: resuming corpus pre-training from step {start}')
+  elif os.path.exists(log_path):
+    os.remove(log_path)
+  pool = build_pool(corpus_seed, pool_clips, progress)
+  began = time.perf_counter()
+  c = config.pretrain
+  with open(log_path, 'a') as log:
+    for i in tqdm(range(start + 1, steps + 1), desc=f'pretrain {branch}', unit='step',
+                  initial=start, total=steps, disable=not progress):
+      wave = corpus_batch(pool, corpus_seed, i, c.batch_size, parts.samples)
+      params, opt_state, metrics = parts.step(params, opt_state, jnp.asarray(wave),
+                                              jax.random.fold_in(parts.rng, i))
+      if i % config.train.log_every == 0 or i == steps:
+        values = {k: round(float(v), 5) for k, v in jax.device_get(metrics).items()}
+        log.write(json.dumps({'step': i, **values}) + '\n')
+        log.flush()
+      if i % save_every == 0 or i == steps:
+        manager.save(i, args=ocp.args.StandardSave({'params': params, 'opt_state': opt_state}))
+        manager.wait_until_finished()
+  save_converted(output_dir, params['encoder'], parts.arch)
+  with open(log_path) as f:
+    curve = [json.loads(line) for line in f]
+  summary = {'branch': branch, 'steps': steps, 'batch_clips': c.batch_size,
+             'pool_clips': pool_clips, 'corpus_seed': corpus_seed,
+             'families': sorted(corpus.FAMILIES), 'seconds_this_run':
+             round(time.perf_counter() - began, 1), 'resumed_from': start,
+             'final': curve[-1] if curve else {}, 'tiny': config[branch].tiny.to_dict()}
+  atomic_write_text(os.path.join(run_dir, 'summary.json'), json.dumps(summary, indent=2))
+  return summary
