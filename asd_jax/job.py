@@ -1,8 +1,9 @@
 """`asd-jax run`: the whole job, stage by stage, each skipped when its outputs are complete.
 
-synth (without --data_dir) -> pre-train tiny encoders (branches without a converted
+synth (without --data_dir) -> pre-train tiny encoders (only branches configured without a
 checkpoint) -> train each branch -> embed (two-channel, left-duplicated) ->
-score task2_1..task2_4 -> official AE baselines -> evaluate (where labels are known):
+official AE baselines -> log-mel reference -> score task2_1..task2_4 -> evaluate (where labels
+are known):
 W/submission/<system>/*.csv, W/results.{md,csv}, W/evaluation/<system>_result.csv (the
 official evaluator's layout), W/plots/, W/timings.json.
 Several JAX processes (multi-host) train and embed together; process 0 alone then scores and
@@ -31,6 +32,7 @@ from asd_jax.train import loop
 
 MAIN_SYSTEM = 'task2_1'
 BASELINES = ('baseline_mse', 'baseline_mahalanobis')
+REFERENCE = 'reference_logmel'
 
 
 class Job:
@@ -195,6 +197,20 @@ class Job:
       self.mark('baselines', identity)
     return list(BASELINES)
 
+  def reference(self, manifest) -> list[str]:
+    """The log-mel Mahalanobis reference detector (no training; seconds), on the near field."""
+    from asd_jax.baselines import logmel_reference
+    with self.stage('reference'):
+      per_machine = {}
+      for machine in manifest.machines:
+        ref, test = logmel_reference.reference_scores(
+            manifest.select(machine=machine, split='train'),
+            manifest.select(machine=machine, split='test'), self.config.baseline.channel,
+            self.config.data.mono, self.config.score.mahalanobis_folds)
+        per_machine[machine] = (test, gamma_threshold(ref, self.config.score.decision_quantile))
+      self.write_system(REFERENCE, manifest, per_machine)
+    return [REFERENCE]
+
   def evaluate(self, manifest, systems: list[str]) -> str | None:
     truth = ground_truth(manifest)
     if not truth:
@@ -255,6 +271,7 @@ def run_job(config, data_dir: str | None, workdir: str, progress: bool = True,
   baseline_inputs = embed.inputs_identity(
       manifest.clips, ['baseline', config.seed, config.data.mono, config.baseline.to_json()])
   systems = job.baselines(manifest, baseline_inputs)
+  systems += job.reference(manifest)
   systems += job.score(manifest, embeddings)
   table = job.evaluate(manifest, systems)
   job.timings['total'] = round(time.perf_counter() - start, 1)

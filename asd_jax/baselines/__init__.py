@@ -1,1 +1,2 @@
-"""Official DCASE Task 2 baselines (autoencoder: MSE and selective Mahalanobis)."""
+"""Reference systems: the official DCASE Task 2 autoencoder baselines (MSE and selective
+Mahalanobis) and the log-mel Mahalanobis reference detector."""

@@ -25,17 +25,22 @@ from asd_jax.scoring.ledoit_wolf import pinvh
 N_MELS, N_FFT, HOP, FRAMES = 128, 1024, 512, 5
 
 
-def clip_vectors(path: str, channel: int = 0, mono: str = 'duplicate') -> np.ndarray:
-  """[T − 4, 640] stacked log-mel vectors of one channel of a clip."""
+def log_mel(path: str, channel: int = 0, mono: str = 'duplicate') -> np.ndarray:
+  """[128, T] log-mel (dB) of one channel of a clip, the baseline's front end."""
   import librosa
   wave = read_wave(path, mono)[channel]
   mel = librosa.feature.melspectrogram(y=wave, sr=16000, n_fft=N_FFT, hop_length=HOP,
                                        n_mels=N_MELS, power=2.0)
-  log_mel = 10.0 * np.log10(np.maximum(mel, np.finfo(np.float64).eps))
-  count = log_mel.shape[1] - FRAMES + 1
+  return 10.0 * np.log10(np.maximum(mel, np.finfo(np.float64).eps))
+
+
+def clip_vectors(path: str, channel: int = 0, mono: str = 'duplicate') -> np.ndarray:
+  """[T − 4, 640] stacked log-mel vectors of one channel of a clip."""
+  frames = log_mel(path, channel, mono)
+  count = frames.shape[1] - FRAMES + 1
   if count < 1:
     raise ValueError(f'{path}: too short for {FRAMES} stacked frames')
-  return np.concatenate([log_mel[:, t:t + count].T for t in range(FRAMES)],
+  return np.concatenate([frames[:, t:t + count].T for t in range(FRAMES)],
                         axis=1).astype(np.float32)
 
 

@@ -18,7 +18,8 @@ _OUTPUT = flags.DEFINE_string('output_dir', None, 'folder to create (must not ex
                               required=True)
 _SEED = flags.DEFINE_integer('seed', 0, 'random seed; the same seed writes identical files')
 _MACHINES = flags.DEFINE_list('machines', list(synthetic.SynthConfig.machines),
-                              f'machine types, from {sorted(synthetic.MACHINES)}')
+                              f'machine types: built-in {sorted(synthetic.MACHINES)}; held-out '
+                              f'(docs/heldout.md) {sorted(synthetic.heldout.FAMILIES)}')
 _SECONDS = flags.DEFINE_float('clip_seconds', synthetic.SynthConfig.clip_seconds,
                               'length of every clip in seconds')
 _SOURCE = flags.DEFINE_integer('source_train', synthetic.SynthConfig.source_train,

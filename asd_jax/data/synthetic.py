@@ -16,7 +16,7 @@ import tempfile
 import numpy as np
 import soundfile as sf
 
-from asd_jax.data import signals
+from asd_jax.data import heldout, signals
 from asd_jax.data.signals import SAMPLE_RATE
 
 
@@ -40,9 +40,10 @@ class SynthConfig:
   severity_range: tuple[float, float] = (0.04, 0.4)
 
   def __post_init__(self):
-    unknown = set(self.machines) - set(MACHINES)
+    unknown = set(self.machines) - set(ALL_MACHINES)
     if unknown:
-      raise ValueError(f'unknown machine types {sorted(unknown)}; choose from {sorted(MACHINES)}')
+      raise ValueError(f'unknown machine types {sorted(unknown)}; choose from '
+                       f'{sorted(ALL_MACHINES)}')
     if self.clip_seconds < 1.0:
       raise ValueError('clip_seconds must be at least 1')
     if min(self.source_train, self.target_train, self.test_per_group) < 1:
@@ -69,11 +70,18 @@ MACHINES = {
     'gearbox': MachineSpec((('rpm', (15, 21), (18,)), ('teeth', (21, 27), (24,))),
                            ('broken_tooth', 'wear')),
 }
+# The built-in families and the held-out ones (asd_jax/data/heldout.py), which keep their own
+# random streams: adding held-out families changes no built-in clip.
+ALL_MACHINES = {**MACHINES, **{name: MachineSpec(attributes, anomalies)
+                               for name, (_, attributes, anomalies) in heldout.FAMILIES.items()}}
 
 
 def machine_sound(machine: str, attrs: dict, anomaly: str | None, severity: float,
                   rng: np.random.Generator, n: int) -> np.ndarray:
   """Near-field source signal of one clip (before microphones and room)."""
+  if machine in heldout.FAMILIES:
+    x = heldout.FAMILIES[machine][0](attrs, anomaly, severity, rng, n)
+    return x / (np.abs(x).max() + 1e-9)
   t = np.arange(n) / SAMPLE_RATE
   wobble = rng.uniform(0.98, 1.02)  # unit-to-unit and run-to-run speed variation
   if machine == 'fan':
@@ -156,7 +164,9 @@ def _clip_plan(config: SynthConfig):
 
 
 def _clip_rng(config, machine, split, domain, label, index):
-  key = [config.seed, sorted(MACHINES).index(machine), ('train', 'test').index(split),
+  family = (sorted(MACHINES).index(machine) if machine in MACHINES
+            else 100 + sorted(heldout.FAMILIES).index(machine))
+  key = [config.seed, family, ('train', 'test').index(split),
          ('source', 'target').index(domain), ('normal', 'anomaly').index(label), index]
   return np.random.default_rng(np.random.SeedSequence(key))
 
@@ -180,7 +190,7 @@ def generate(output_dir: str, config: SynthConfig = SynthConfig(), progress=None
   try:
     for machine, split, domain, label, index in (progress(plan) if progress else plan):
       rng = _clip_rng(config, machine, split, domain, label, index)
-      spec = MACHINES[machine]
+      spec = ALL_MACHINES[machine]
       attrs = {name: (rng.choice(src) if domain == 'source' else rng.choice(tgt))
                for name, src, tgt in spec.attributes}
       anomaly = rng.choice(spec.anomalies) if label == 'anomaly' else None

@@ -7,7 +7,8 @@ import numpy as np
 from asd_jax.evaluation import metrics
 from asd_jax.io import atomic_write_csv, atomic_write_text
 
-COLUMN_TITLES = {'baseline_mse': 'Baseline MSE', 'baseline_mahalanobis': 'Baseline Mahalanobis'}
+COLUMN_TITLES = {'baseline_mse': 'Baseline MSE', 'baseline_mahalanobis': 'Baseline Mahalanobis',
+                 'reference_logmel': 'Log-mel reference'}
 
 
 def _rows(results: dict[str, list[metrics.SectionResult]]):

@@ -1,0 +1,30 @@
+"""The log-mel reference detector: what a method must beat to show that it learned anything.
+
+Per clip, the mean and the standard deviation over time of the near channel's log-mel (the
+official baseline's front end: 128 bins, n_fft 1024, hop 512), 256 numbers; scored by the
+Ledoit-Wolf Mahalanobis distance to the clip's section's source and target banks, minimum
+taken, as the BEATs branch scores its embeddings (raw distances, out-of-fold reference scores).
+No training, no tuning.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from asd_jax.baselines.autoencoder import log_mel
+from asd_jax.scoring.normal_reference import mahalanobis_scores
+
+
+def clip_features(path: str, channel: int = 0, mono: str = 'duplicate') -> np.ndarray:
+  """[256]: per-bin mean and standard deviation over time of the clip's log-mel."""
+  frames = log_mel(path, channel, mono)
+  return np.concatenate([frames.mean(axis=1), frames.std(axis=1)])
+
+
+def reference_scores(train_clips, test_clips, channel: int = 0, mono: str = 'duplicate',
+                     folds: int = 5) -> tuple[np.ndarray, np.ndarray]:
+  """(out-of-fold scores of the normal training clips, test scores) of one machine type;
+  clips are `layout.Clip`s (banks keyed by section and domain)."""
+  train = np.stack([clip_features(c.path, channel, mono) for c in train_clips])
+  test = np.stack([clip_features(c.path, channel, mono) for c in test_clips])
+  return mahalanobis_scores(train, [(c.section, c.domain) for c in train_clips], test,
+                            [c.section for c in test_clips], folds, 'none')

@@ -1,0 +1,137 @@
+"""The default system on machine families it has never seen: held-out sets × seeds × variants.
+
+python -m benchmarks.heldout_eval --out_dir=O [--sets=A,B --seeds=0,1,2 --variants=default,...]
+
+For each held-out set (asd_jax/data/heldout.py: families outside the pre-training corpus and the
+built-in data, their own clip lengths and bank sizes) and seed, writes the dataset
+(O/data/<set>_seed<s>, data seed = s) and runs the whole job on it (O/runs/<variant>/<set>_seed<s>,
+config.seed = s), in process and resumable. Variants are the ablations of VARIANTS: config
+overrides of the default; a variant that only rescores copies the default run's trained branches
+and embeddings instead of training again. Writes O/heldout.json (every official score) and
+O/heldout.md (mean ± std over seeds per set and system; the ablation table).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import time
+
+import numpy as np
+from absl import app, flags
+
+_OUT = flags.DEFINE_string('out_dir', 'heldout_eval', 'output folder (resumed when it exists)')
+_SETS = flags.DEFINE_list('sets', ['A', 'B'], 'held-out sets (asd_jax/data/heldout.py SETS)')
+_SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2'], 'data and model seeds')
+_VARIANTS = flags.DEFINE_list('variants', ['default'], 'variants to run, from VARIANTS')
+
+# name: (what it tests, config overrides, the variant whose training and embeddings it reuses)
+VARIANTS = {
+    'default': ('shipped corpus-pre-trained encoders (the default config)', {}, None),
+    'dataset_pretrain': ('encoders pre-trained on the dataset itself (600 steps), no shipped '
+                         'priors', {'beats.checkpoint': '', 'audiomae.checkpoint': ''}, None),
+    'random_init': ('random frozen encoders, LoRA and heads trained',
+                    {'beats.checkpoint': '', 'audiomae.checkpoint': '', 'pretrain.steps': 0},
+                    None),
+    'no_adaptation': ('shipped encoders, LoRA and heads not trained (learning rate 0): the '
+                      'frozen priors, pooled and randomly projected',
+                      {'optim.learning_rate': 0.0, 'train.steps': 1}, None),
+    'bank_raw': ("BEATs banks compared on raw distances (score.bank_calibration='none', the "
+                 "report's)", {'score.bank_calibration': 'none'}, 'default'),
+}
+REUSED = ('train', 'pretrained', 'embeddings', 'stages/baselines.done', 'stages/check_audio.done',
+          'submission/baseline_mse', 'submission/baseline_mahalanobis')
+
+
+def variant_config(name: str, seed: int):
+  from configs import default
+  config = default.get_config()
+  config.seed = seed
+  for path, value in VARIANTS[name][1].items():
+    *parents, leaf = path.split('.')
+    node = config
+    for part in parents:
+      node = node[part]
+    node[leaf] = value
+  return config
+
+
+def official_scores(workdir: str) -> dict[str, float]:
+  """{system column title: official score (%)} from W/results.csv."""
+  from asd_jax.evaluation.metrics import OFFICIAL_SCORE
+  with open(os.path.join(workdir, 'results.csv')) as f:
+    rows = list(csv.reader(f))
+  row = next(r for r in rows if r[1] == OFFICIAL_SCORE)
+  return {title: float(v) for title, v in zip(rows[0][2:], row[2:])}
+
+
+def run_one(variant: str, set_name: str, seed: int, out_dir: str) -> dict:
+  from asd_jax import job
+  from asd_jax.data import heldout, synthetic
+  data = os.path.join(out_dir, 'data', f'{set_name}_seed{seed}')
+  if not os.path.isdir(data):
+    synthetic.generate(data, synthetic.SynthConfig(seed=seed, **heldout.SETS[set_name]))
+  workdir = os.path.join(out_dir, 'runs', variant, f'{set_name}_seed{seed}')
+  reuse = VARIANTS[variant][2]
+  if reuse and not os.path.isdir(workdir):
+    source = os.path.join(out_dir, 'runs', reuse, f'{set_name}_seed{seed}')
+    for part in REUSED:
+      src = os.path.join(source, part)
+      if os.path.isdir(src):
+        shutil.copytree(src, os.path.join(workdir, part))
+      elif os.path.exists(src):
+        os.makedirs(os.path.dirname(os.path.join(workdir, part)), exist_ok=True)
+        shutil.copy(src, os.path.join(workdir, part))
+  start = time.perf_counter()
+  job.run_job(variant_config(variant, seed), data, workdir, progress=False)
+  return {'scores': official_scores(workdir), 'seconds': round(time.perf_counter() - start, 1)}
+
+
+def summary_markdown(record: dict) -> str:
+  lines = []
+  for set_name in sorted({k.split('/')[1] for k in record}):
+    lines += [f'### Held-out set {set_name}', '']
+    variants = [v for v in VARIANTS if any(k.startswith(f'{v}/{set_name}/') for k in record)]
+    systems = []
+    for key, value in record.items():
+      systems += [s for s in value['scores'] if s not in systems]
+    lines += ['| variant | ' + ' | '.join(systems) + ' |', '|---|' + '---|' * len(systems)]
+    for variant in variants:
+      runs = [v for k, v in record.items() if k.startswith(f'{variant}/{set_name}/')]
+      cells = []
+      for system in systems:
+        values = [r['scores'][system] for r in runs if system in r['scores']]
+        cells.append(f'{np.mean(values):.1f} ± {np.std(values):.1f}' if values else '-')
+      lines.append(f'| {variant} ({len(runs)} seeds) | ' + ' | '.join(cells) + ' |')
+    lines.append('')
+  return '\n'.join(lines)
+
+
+def main(argv):
+  del argv
+  out_dir = os.path.abspath(_OUT.value)
+  record_path = os.path.join(out_dir, 'heldout.json')
+  record = {}
+  if os.path.exists(record_path):
+    with open(record_path) as f:
+      record = json.load(f)
+  from asd_jax.io import atomic_write_text
+  for variant in _VARIANTS.value:
+    if variant not in VARIANTS:
+      raise app.UsageError(f'unknown variant {variant!r}; choose from {sorted(VARIANTS)}')
+    for set_name in _SETS.value:
+      for seed in (int(s) for s in _SEEDS.value):
+        key = f'{variant}/{set_name}/{seed}'
+        if key in record:
+          continue
+        print(f'== {key}: {VARIANTS[variant][0]}', flush=True)
+        record[key] = run_one(variant, set_name, seed, out_dir)
+        atomic_write_text(record_path, json.dumps(record, indent=1))
+  table = summary_markdown(record)
+  atomic_write_text(os.path.join(out_dir, 'heldout.md'), table)
+  print(table)
+
+
+if __name__ == '__main__':
+  app.run(main)

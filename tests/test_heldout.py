@@ -1,0 +1,130 @@
+"""Pre-training corpus, held-out families and the log-mel reference detector."""
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+from sklearn.covariance import LedoitWolf
+
+from asd_jax.baselines import logmel_reference
+from asd_jax.data import corpus, heldout, layout, synthetic
+from asd_jax.train import corpus_pretrain
+
+
+def test_corpus_and_evaluation_families_are_apart():
+  evaluated = set(synthetic.MACHINES) | set(heldout.FAMILIES)
+  assert not evaluated & set(corpus.FAMILIES)
+  assert len(corpus.FAMILIES) >= 10
+  assert {m for s in heldout.SETS.values() for m in s['machines']} == set(heldout.FAMILIES)
+  assert not set(heldout.SETS['A']['machines']) & set(heldout.SETS['B']['machines'])
+
+
+def test_corpus_clips_are_deterministic_and_varied():
+  clips = [corpus.corpus_clip(3, i, 1.0) for i in range(len(corpus.FAMILIES))]
+  for clip in clips:
+    assert clip.shape == (2, 16000) and clip.dtype == np.float32
+    assert np.isfinite(clip).all() and 0 < np.abs(clip).max() <= 0.9
+  np.testing.assert_array_equal(clips[5], corpus.corpus_clip(3, 5, 1.0))
+  assert not np.array_equal(clips[5], corpus.corpus_clip(4, 5, 1.0))
+  pool = np.stack(clips).astype(np.float16)
+  a = corpus_pretrain.corpus_batch(pool, 0, 7, 4, 8000)
+  np.testing.assert_array_equal(a, corpus_pretrain.corpus_batch(pool, 0, 7, 4, 8000))
+  assert a.shape == (8, 8000)
+  assert not np.array_equal(a, corpus_pretrain.corpus_batch(pool, 0, 8, 4, 8000))
+
+
+@pytest.mark.parametrize('machine', sorted(heldout.FAMILIES))
+def test_heldout_anomalies_change_the_sound(machine):
+  _, attributes, anomalies = heldout.FAMILIES[machine]
+  attrs = {name: source[0] for name, source, _ in attributes}
+
+  def render(anomaly):
+    return synthetic.machine_sound(machine, attrs, anomaly, 0.4, np.random.default_rng(0), 24000)
+
+  normal = render(None)
+  assert np.isfinite(normal).all() and np.abs(normal).max() == pytest.approx(1, abs=1e-6)
+  for anomaly in anomalies:
+    changed = render(anomaly)
+    assert np.isfinite(changed).all()
+    # at severity 0.4 the change is at least 5 % of the normal sound's RMS
+    assert np.std(changed - normal) > 0.05 * np.std(normal), anomaly
+
+
+def _brute_force_reference(train, train_domains, test):
+  """sklearn's Ledoit-Wolf per domain bank, Mahalanobis distance, minimum over the banks."""
+  distances = []
+  for domain in sorted(set(train_domains)):
+    bank = train[np.asarray(train_domains) == domain]
+    fit = LedoitWolf().fit(bank)
+    distances.append(np.sqrt(fit.mahalanobis(test)))
+  return np.min(distances, axis=0)
+
+
+def test_logmel_reference_matches_brute_force(tmp_path):
+  root = str(tmp_path / 'data')
+  synthetic.generate(root, synthetic.SynthConfig(machines=('slider',), clip_seconds=1.0,
+                                                 source_train=12, target_train=4,
+                                                 test_per_group=3))
+  manifest = layout.scan_dataset(root)
+  train = manifest.select(split='train')
+  test = manifest.select(split='test')
+  _, scores = logmel_reference.reference_scores(train, test)
+  features = np.stack([logmel_reference.clip_features(c.path) for c in train])
+  assert features.shape == (16, 256)
+  expected = _brute_force_reference(
+      features, [c.domain for c in train],
+      np.stack([logmel_reference.clip_features(c.path) for c in test]))
+  np.testing.assert_allclose(scores, expected, rtol=2e-3)  # float32 distances
+
+
+def _tiny_pretraining_config():
+  from configs import default
+  config = default.get_config()
+  config.data.clip_seconds = 1.0
+  config.pretrain.batch_size = 2
+  config.beats.tiny.encoder_layers = 1
+  return config
+
+
+def test_corpus_pretraining_resumes_to_the_same_weights(tmp_path, monkeypatch):
+  """An interrupted run, resumed, ends with the weights of an uninterrupted one."""
+  from asd_jax.encoders.checkpoint import load_converted
+  config = _tiny_pretraining_config()
+  whole = corpus_pretrain.pretrain_on_corpus(config, 'beats', str(tmp_path / 'whole'),
+                                             str(tmp_path / 'whole_out'), 4, 6, save_every=2,
+                                             progress=False)
+  assert whole['resumed_from'] == 0 and whole['final']['step'] == 4
+
+  real_parts = corpus_pretrain.pretraining_parts
+
+  def interrupted_parts(*args):
+    parts = real_parts(*args)
+    real_step, calls = parts.step, []
+
+    def step(*a):
+      calls.append(1)
+      if len(calls) == 3:
+        raise KeyboardInterrupt
+      return real_step(*a)
+
+    parts.step = step
+    return parts
+
+  monkeypatch.setattr(corpus_pretrain, 'pretraining_parts', interrupted_parts)
+  with pytest.raises(KeyboardInterrupt):
+    corpus_pretrain.pretrain_on_corpus(config, 'beats', str(tmp_path / 'cut'),
+                                       str(tmp_path / 'cut_out'), 4, 6, save_every=2,
+                                       progress=False)
+  assert not os.path.exists(tmp_path / 'cut_out')
+  monkeypatch.setattr(corpus_pretrain, 'pretraining_parts', real_parts)
+  resumed = corpus_pretrain.pretrain_on_corpus(config, 'beats', str(tmp_path / 'cut'),
+                                               str(tmp_path / 'cut_out'), 4, 6, save_every=2,
+                                               progress=False)
+  assert resumed['resumed_from'] == 2
+  with open(tmp_path / 'cut' / 'beats' / 'loss.jsonl') as f:
+    assert [json.loads(line)['step'] for line in f] == [4]  # log_every is 10
+  whole_params, cut_params = (jax.tree_util.tree_leaves(load_converted(str(tmp_path / d))[0])
+                              for d in ('whole_out', 'cut_out'))
+  for x, y in zip(whole_params, cut_params, strict=True):
+    np.testing.assert_array_equal(x, y)
