@@ -11,9 +11,9 @@ __version__ = '0.1.0'
 # Xeon those ran the encoders' matmuls at ~120 GFLOP/s where oneDNN reaches ~185, and fused
 # whole attention blocks at a third of PyTorch's speed; with YNN fusions off and XNNPACK on,
 # both encoders take 27-28 % less CPU time per clip at batch 16 and the same at batch 1
-# (docs/performance.md, "CPU: the dot back end and where the time goes"). Added only where XLA_FLAGS does not set them already and
-# ASD_JAX_KEEP_XLA_DEFAULTS is unset (the profile's before/after), and only effective when
-# asd_jax is imported before JAX compiles anything.
+# (docs/performance.md, "CPU: the dot back end and where the time goes"). Added only where
+# XLA_FLAGS does not set them already and ASD_JAX_KEEP_XLA_DEFAULTS is unset (the profile's
+# before/after), and only effective when asd_jax is imported before JAX compiles anything.
 CPU_DOT_FLAGS = (('--xla_cpu_experimental_ynn_fusion_type', ''),
                  ('--xla_cpu_use_xnnpack', 'true'))
 

@@ -19,7 +19,7 @@ import shutil
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import app, flags, logging
 
 _OUT = flags.DEFINE_string('out_dir', 'heldout_eval', 'output folder (resumed when it exists)')
 _SETS = flags.DEFINE_list('sets', ['A', 'B'], 'held-out sets (asd_jax/data/heldout.py SETS)')
@@ -110,6 +110,8 @@ def summary_markdown(record: dict) -> str:
 
 def main(argv):
   del argv
+  if not flags.FLAGS['verbosity'].present:
+    logging.set_verbosity(logging.WARNING)  # the jobs' library INFO logs drown the tables
   out_dir = os.path.abspath(_OUT.value)
   record_path = os.path.join(out_dir, 'heldout.json')
   record = {}

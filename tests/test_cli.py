@@ -16,7 +16,8 @@ def _run(*args):
 def test_help_lists_each_commands_own_flags():
   top = _run('--help')
   assert top.returncode == 0
-  assert all(c in top.stdout for c in ('synth', 'inspect', 'train', 'run', 'evaluate', 'bench'))
+  assert all(c in top.stdout for c in ('synth', 'inspect', 'pretrain', 'train', 'run', 'evaluate',
+                                    'bench'))
   train = _run('train', '--help')  # absl's --help exits with status 1 by its own convention
   assert 'asd-jax train --data_dir=D --workdir=W' in train.stdout
   for flag in ('--config:', '--data_dir:', '--workdir:'):

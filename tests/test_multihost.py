@@ -39,8 +39,8 @@ def _command(data, workdir, *extra):
           '--config.train.eval_every=100', '--config.train.batch_size=8',
           '--config.data.clip_seconds=1.0', '--config.data.num_workers=0',
           '--config.optim.warmup_steps=4', '--config.pretrain.steps=0',
-          '--config.beats.tiny.encoder_layers=1', '--config.embed.windows=1',
-          '--config.embed.batch_size=16', '--config.baseline.epochs=0', *extra]
+          '--config.beats.checkpoint=', '--config.beats.tiny.encoder_layers=1',
+          '--config.embed.windows=1', '--config.embed.batch_size=16', '--config.baseline.epochs=0', *extra]
 
 
 def _env(devices: int, cache: str) -> dict:

@@ -58,6 +58,7 @@ def test_pretraining_learns_and_training_starts_from_it(branch, tmp_path):
                                                  test_per_group=1))
   manifest = scan_dataset(data)
   config = default.get_config()
+  config[branch].checkpoint = ''
   config.branches = (branch,)
   config.data.clip_seconds = 1.0
   config.data.num_workers = 0

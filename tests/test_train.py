@@ -22,7 +22,9 @@ from tests.conftest import REPO
 
 
 def tiny_config(**train):
+  """Random-init tiny encoders (the shipped ones are tested in tests/test_run.py)."""
   config = default.get_config()
+  config.beats.checkpoint = config.audiomae.checkpoint = ''
   config.data.clip_seconds = 1.0
   config.train.batch_size = 8
   config.model.embed_dim = 32
@@ -184,7 +186,7 @@ def _train_command(data, workdir, steps):
           '--config.train.eval_every=100', '--config.train.batch_size=8',
           '--config.data.clip_seconds=1.0', '--config.data.num_workers=1',
           '--config.optim.warmup_steps=5', '--config.pretrain.steps=3',
-          '--config.pretrain.batch_size=4']
+          '--config.pretrain.batch_size=4', '--config.beats.checkpoint=']
 
 
 def _final_trainable(workdir, step):

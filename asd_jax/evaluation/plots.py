@@ -45,3 +45,24 @@ def plot_machine(path_stem: str, title: str, labels, scores, domains) -> list[st
   fig.savefig(written[-1], dpi=110)
   plt.close(fig)
   return written
+
+
+def plot_loss_curves(path: str, curves: dict[str, list[dict]]) -> str:
+  """Pre-training curves, {name: [{'step', 'masked_mse', 'visible_mse'}, ...]}, on a log scale."""
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  fig, ax = plt.subplots(figsize=(6, 3.6))
+  for name, curve in curves.items():
+    steps = [r['step'] for r in curve]
+    line, = ax.plot(steps, [r['masked_mse'] for r in curve], label=f'{name}: masked patches')
+    ax.plot(steps, [r['visible_mse'] for r in curve], ls='--', color=line.get_color(),
+            label=f'{name}: visible patches')
+  ax.set(xlabel='step', ylabel='reconstruction MSE (normalised fbank)', yscale='log',
+         title='corpus pre-training')
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path

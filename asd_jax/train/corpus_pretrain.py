@@ -50,6 +50,12 @@ def corpus_batch(pool: np.ndarray, seed: int, step: int, batch: int, samples: in
   return (crops * gain).reshape(2 * batch, samples)
 
 
+def loss_curve(workdir: str, branch: str) -> list[dict]:
+  """The logged metrics of W/<branch>/loss.jsonl, in step order."""
+  with open(os.path.join(os.path.abspath(workdir), branch, 'loss.jsonl')) as f:
+    return [json.loads(line) for line in f]
+
+
 def pretrain_on_corpus(config: ml_collections.ConfigDict, branch: str, workdir: str,
                        output_dir: str, steps: int, pool_clips: int, corpus_seed: int = 0,
                        save_every: int = 500, progress: bool = True) -> dict:
@@ -94,8 +100,7 @@ def pretrain_on_corpus(config: ml_collections.ConfigDict, branch: str, workdir: 
         manager.save(i, args=ocp.args.StandardSave({'params': params, 'opt_state': opt_state}))
         manager.wait_until_finished()
   save_converted(output_dir, params['encoder'], parts.arch)
-  with open(log_path) as f:
-    curve = [json.loads(line) for line in f]
+  curve = loss_curve(workdir, branch)
   summary = {'branch': branch, 'steps': steps, 'batch_clips': c.batch_size,
              'pool_clips': pool_clips, 'corpus_seed': corpus_seed,
              'families': sorted(corpus.FAMILIES), 'seconds_this_run':
