@@ -10,6 +10,9 @@ setup(
     python_requires='>=3.10,<3.13',
     packages=find_packages(include=['asd_jax', 'asd_jax.*', 'checkpoints_convert',
                                     'checkpoints_convert.*', 'configs', 'benchmarks']),
+    # The shipped tiny encoders (converted-checkpoint folders) and their model card.
+    package_data={'asd_jax.pretrained': ['MODEL_CARD.md', 'loss_curve.png', '*/config.json',
+                                         '*/params/*', '*/params/*/*', '*/params/*/*/*']},
     install_requires=[
         'jax>=0.6,<0.11',
         'flax>=0.10.4,<0.13',

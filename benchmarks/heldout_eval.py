@@ -39,6 +39,8 @@ VARIANTS = {
                       {'optim.learning_rate': 0.0, 'train.steps': 1}, None),
     'bank_raw': ("BEATs banks compared on raw distances (score.bank_calibration='none', the "
                  "report's)", {'score.bank_calibration': 'none'}, 'default'),
+    'one_crop': ('one centred 2-s crop per clip embedded instead of three',
+                 {'embed.windows': 1}, 'default'),
 }
 REUSED = ('train', 'pretrained', 'embeddings', 'stages/baselines.done', 'stages/check_audio.done',
           'submission/baseline_mse', 'submission/baseline_mahalanobis')

@@ -1,22 +1,27 @@
 """Tiny CPU configuration: the whole job on the built-in synthetic dataset in minutes.
 
-Trains both branches (BEATs main, AudioMAE auxiliary) with small encoders of the official
-architectures (seeded; no downloads), first pre-trained self-supervised on the normal clips
-(masked fbank-patch reconstruction) since no released weights fit them, then adapted with LoRA
-r=8 / alpha=16 / dropout 0.1 on the frozen pre-trained weights, gated two-channel fusion and
-ArcFace heads; 2-s clips.
+Trains both branches (BEATs main, AudioMAE auxiliary) on the shipped tiny encoders: the official
+architectures at small sizes, pre-trained once on a broad synthetic corpus of machine families
+(asd_jax/pretrained/MODEL_CARD.md), adapted with LoRA r=8 / alpha=16 / dropout 0.1 on the frozen
+weights, gated two-channel fusion and ArcFace heads; 2-s clips. With
+--config.beats.checkpoint= --config.audiomae.checkpoint= the encoders start from random
+weights of `tiny` below and are pre-trained on the dataset's own normal clips instead.
 Hardware: 2 CPU cores. Run: asd-jax run --workdir=workdir
 Override any field on the command line: --config.train.steps=500 --config.lora.rank=4
 """
 import ml_collections
+
+from asd_jax.pretrained import shipped_encoder
 
 
 def encoder_branch(kind: str) -> ml_collections.ConfigDict:
   """One encoder branch: where its weights come from and, without a checkpoint, its tiny size."""
   branch = ml_collections.ConfigDict()
   branch.kind = kind  # 'beats' or 'audiomae'
-  # Folder written by `python -m checkpoints_convert`; empty = random init of `tiny` below.
-  branch.checkpoint = ''
+  # Folder written by `python -m checkpoints_convert` or `asd-jax pretrain`; default: the shipped
+  # tiny encoder (pre-trained with the `tiny` sizes below); empty = random init of `tiny`,
+  # pre-trained on the dataset (pretrain.*).
+  branch.checkpoint = shipped_encoder(kind)
   if kind == 'beats':
     # Same architecture as the released BEATs (post-LN DeepNorm, gated relative position bias,
     # conv positional embedding), scaled down: names as in the official cfg dict.
@@ -38,9 +43,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.beats = encoder_branch('beats')
   config.audiomae = encoder_branch('audiomae')
 
-  # --- self-supervised pre-training of encoders without a checkpoint (tiny configs) ---
+  # --- self-supervised pre-training: per dataset for a branch without a checkpoint, and the
+  # objective of `asd-jax pretrain` (the shipped encoders) ---
   config.pretrain = ml_collections.ConfigDict()
-  config.pretrain.steps = 600  # 0 = LoRA on the random encoder (README Results)
+  config.pretrain.steps = 600  # per dataset; 0 = LoRA on the random encoder
   config.pretrain.batch_size = 16  # clips; both channels go in, so 2x rows
   config.pretrain.learning_rate = 1e-3
   config.pretrain.warmup_steps = 50

@@ -12,10 +12,11 @@ SYSTEMS = ['baseline_mahalanobis', 'baseline_mse', 'reference_logmel', 'task2_1'
            'task2_3', 'task2_4']
 
 
-def tiny_config():
-  """Per-dataset pre-training of smaller encoders (the shipped ones are tested on their own)."""
+def tiny_config(shipped_encoders: bool = False):
+  """Small run; unless `shipped_encoders`, per-dataset pre-training of smaller encoders."""
   config = default.get_config()
-  config.beats.checkpoint = config.audiomae.checkpoint = ''
+  if not shipped_encoders:
+    config.beats.checkpoint = config.audiomae.checkpoint = ''
   config.data.clip_seconds = 1.0
   config.data.num_workers = 0
   config.train.steps = 4
@@ -97,16 +98,12 @@ def test_default_config_trains_on_the_shipped_encoders(data, tmp_path):
   per-dataset pre-training stage."""
   from asd_jax.model.build import BeatsConfig, AudioMAEConfig, encoder_config
   from asd_jax.pretrained import shipped_encoder
-  config = default.get_config()
+  defaults = default.get_config()
   for branch, kind in (('beats', BeatsConfig), ('audiomae', AudioMAEConfig)):
-    arch, params = encoder_config(config, branch)
-    assert config[branch].checkpoint == shipped_encoder(branch) and params is not None
-    assert arch == kind(**config[branch].tiny)
-  config.data.clip_seconds = 1.0
-  config.data.num_workers = 0
-  config.train.steps = 2
-  config.train.batch_size = 8
-  config.embed.batch_size = 8
+    arch, params = encoder_config(defaults, branch)
+    assert defaults[branch].checkpoint == shipped_encoder(branch) and params is not None
+    assert arch == kind(**defaults[branch].tiny)
+  config = tiny_config(shipped_encoders=True)
   config.embed.windows = 1
   config.baseline.epochs = 0
   workdir = str(tmp_path / 'w')
