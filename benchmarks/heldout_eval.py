@@ -36,7 +36,7 @@ VARIANTS = {
                     None),
     'no_adaptation': ('shipped encoders, LoRA and heads not trained (learning rate 0): the '
                       'frozen priors, pooled and randomly projected',
-                      {'optim.learning_rate': 0.0, 'train.steps': 1}, None),
+                      {'optim.learning_rate': 0.0, 'train.steps': 2}, None),
     'bank_raw': ("BEATs banks compared on raw distances (score.bank_calibration='none', the "
                  "report's)", {'score.bank_calibration': 'none'}, 'default'),
     'one_crop': ('one centred 2-s crop per clip embedded instead of three',
@@ -105,7 +105,8 @@ def summary_markdown(record: dict) -> str:
       for system in systems:
         values = [r['scores'][system] for r in runs if system in r['scores']]
         cells.append(f'{np.mean(values):.1f} ± {np.std(values):.1f}' if values else '-')
-      lines.append(f'| {variant} ({len(runs)} seeds) | ' + ' | '.join(cells) + ' |')
+      seeds = f'{len(runs)} seed' + ('s' if len(runs) > 1 else '')
+      lines.append(f'| {variant} ({seeds}) | ' + ' | '.join(cells) + ' |')
     lines.append('')
   return '\n'.join(lines)
 
@@ -116,11 +117,15 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # the jobs' library INFO logs drown the tables
   out_dir = os.path.abspath(_OUT.value)
   record_path = os.path.join(out_dir, 'heldout.json')
-  record = {}
-  if os.path.exists(record_path):
-    with open(record_path) as f:
-      record = json.load(f)
   from asd_jax.io import atomic_write_text
+
+  def saved_record() -> dict:  # re-read before each write: other invocations may share O
+    if not os.path.exists(record_path):
+      return {}
+    with open(record_path) as f:
+      return json.load(f)
+
+  record = saved_record()
   for variant in _VARIANTS.value:
     if variant not in VARIANTS:
       raise app.UsageError(f'unknown variant {variant!r}; choose from {sorted(VARIANTS)}')
@@ -130,7 +135,8 @@ def main(argv):
         if key in record:
           continue
         print(f'== {key}: {VARIANTS[variant][0]}', flush=True)
-        record[key] = run_one(variant, set_name, seed, out_dir)
+        result = run_one(variant, set_name, seed, out_dir)
+        record = {**saved_record(), key: result}
         atomic_write_text(record_path, json.dumps(record, indent=1))
   table = summary_markdown(record)
   atomic_write_text(os.path.join(out_dir, 'heldout.md'), table)

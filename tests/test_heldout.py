@@ -128,3 +128,16 @@ def test_corpus_pretraining_resumes_to_the_same_weights(tmp_path, monkeypatch):
                               for d in ('whole_out', 'cut_out'))
   for x, y in zip(whole_params, cut_params, strict=True):
     np.testing.assert_array_equal(x, y)
+
+
+def test_heldout_eval_variants_and_summary():
+  from benchmarks import heldout_eval
+  config = heldout_eval.variant_config('random_init', 2)
+  assert (config.seed, config.beats.checkpoint, config.pretrain.steps) == (2, '', 0)
+  assert heldout_eval.variant_config('default', 0).beats.checkpoint
+  record = {'default/A/0': {'scores': {'task2_1': 70.0, 'Log-mel reference': 80.0}},
+            'default/A/1': {'scores': {'task2_1': 72.0, 'Log-mel reference': 84.0}},
+            'bank_raw/A/0': {'scores': {'task2_1': 60.0, 'Log-mel reference': 80.0}}}
+  table = heldout_eval.summary_markdown(record)
+  assert '| default (2 seeds) | 71.0 ± 1.0 | 82.0 ± 2.0 |' in table
+  assert '| bank_raw (1 seed) | 60.0 ± 0.0 | 80.0 ± 0.0 |' in table
