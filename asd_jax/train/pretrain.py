@@ -1,15 +1,15 @@
 """Self-supervised pre-training of a tiny encoder by masked spectrogram-patch reconstruction.
 
 The method adapts *pre-trained* encoders with LoRA on frozen weights. Real configs load converted
-BEATs / AudioMAE checkpoints; the tiny default has no such weights, and a random frozen
-transformer keeps too little spectral detail for distance scoring (README Results, on an
-earlier version of the built-in data: its pooled tokens scored 63–65 where pre-trained ones
-scored 69–72). So before LoRA training, a branch without a checkpoint pre-trains its encoder on
-the normal training clips (both channels), in the spirit of AudioMAE: a share of the 16×16
-fbank patches is blanked, and a linear head on each output token reconstructs its patch —
-blanked ones, and visible ones with their own weight, so the tokens keep what they see. The
-encoder is written as a converted-checkpoint folder (W/pretrained/<branch>), which the training
-stage then loads like real weights.
+BEATs / AudioMAE checkpoints, and the tiny default loads the shipped corpus-pre-trained ones
+(`corpus_pretrain`, asd_jax/pretrained/). A random frozen transformer keeps too little spectral
+detail for distance scoring, so a branch configured without a checkpoint pre-trains its encoder
+on the dataset's normal training clips (both channels) before LoRA training, in the spirit of
+AudioMAE: a share of the 16×16 fbank patches is blanked, and a linear head on each output token
+reconstructs its patch — blanked ones, and visible ones with their own weight, so the tokens keep
+what they see. The encoder is written as a converted-checkpoint folder (W/pretrained/<branch>),
+which the training stage then loads like real weights. The objective and step are shared with
+the corpus pre-training.
 """
 from __future__ import annotations
 
