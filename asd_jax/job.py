@@ -77,8 +77,9 @@ class Job:
         else:
           from tqdm import tqdm
           count = synthetic.generate(data_dir, synthetic.SynthConfig(seed=self.config.seed),
-                                     progress=lambda p: tqdm(p, desc='synth', unit='clip',
-                                                             disable=not self.progress))
+                                     progress=lambda clips, total: tqdm(
+                                         clips, total=total, desc='synth', unit='clip',
+                                         disable=not self.progress))
           print(f'wrote {count} clips to {data_dir}')
     manifest = layout.scan_dataset(data_dir, strict=False)  # strict once decoded too
     with self.stage('check audio'):
@@ -130,12 +131,17 @@ class Job:
       for branch in self.config.branches:
         trained = loop.load_trained(self.config, branch, manifest, self.workdir)
         step = int(trained.state.step)
-        for mode in (systems_lib.TWO_CHANNEL, systems_lib.LEFT_DUPLICATED):
-          path = os.path.join(self.workdir, 'embeddings', f'{branch}_{mode}.npz')
-          identity = embed.embedding_identity(manifest.clips, step, audio, mode)
-          out[branch, mode] = embed.cached_embeddings(path, identity, lambda: embed.extract(
-              trained.model, trained.params, manifest.clips, audio, mode,
-              self.config.embed.batch_size, self.config.data.num_workers, self.progress))
+        modes = (systems_lib.TWO_CHANNEL, systems_lib.LEFT_DUPLICATED)
+        paths = {m: os.path.join(self.workdir, 'embeddings', f'{branch}_{m}.npz') for m in modes}
+        identities = {m: embed.embedding_identity(manifest.clips, step, audio, m) for m in modes}
+        cached = {m: embed.load_cached(paths[m], identities[m]) for m in modes}
+        if any(v is None for v in cached.values()):
+          cached = embed.extract(trained.model, trained.params, manifest.clips, audio,
+                                 self.config.embed.batch_size, self.config.data.num_workers,
+                                 self.progress)
+          for mode in modes:
+            embed.write_cached(paths[mode], identities[mode], cached[mode])
+        out.update({(branch, mode): cached[mode] for mode in modes})
     return out
 
   def write_system(self, name: str, manifest, per_machine: dict) -> None:

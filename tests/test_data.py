@@ -71,6 +71,25 @@ def test_synthesis_is_deterministic_per_seed(tmp_path):
       not np.array_equal(read('a'), read('c'))
 
 
+def test_synthesis_writes_the_same_files_with_any_number_of_workers(tmp_path):
+  config = synthetic.SynthConfig(machines=('fan',), clip_seconds=1.0, source_train=50,
+                                 target_train=6, test_per_group=2, seed=2)  # 64 clips: a pool
+  synthetic.generate(str(tmp_path / 'one'), config, workers=1)
+  synthetic.generate(str(tmp_path / 'two'), config, workers=2)
+
+  def tree(root):
+    files = {}
+    for folder, _, names in os.walk(root):
+      for name in names:
+        with open(os.path.join(folder, name), 'rb') as f:
+          files[os.path.relpath(os.path.join(folder, name), root)] = f.read()
+    return files
+
+  one, two = tree(tmp_path / 'one'), tree(tmp_path / 'two')
+  assert len(one) == 64 + 3  # clips, attributes_00.csv, two ground-truth files
+  assert one == two
+
+
 def test_severity_range_changes_only_the_anomalous_clips(tmp_path):
   """The range scales the anomalies; every normal clip stays the same file."""
   small = synthetic.SynthConfig(machines=('bearing',), clip_seconds=1.0, source_train=2,

@@ -75,6 +75,27 @@ def test_gate_starts_at_sigmoid_one_for_every_token():
                              rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize('pooling', ['mean', 'attentive'])
+def test_left_duplicated_embedding_from_one_pass_equals_duplicated_input(pooling):
+  """The embed stage takes both channel modes from one encoder pass; the left-duplicated one
+  must equal the model run on [near, near] (float32 tolerance: rtol 1e-5, atol 1e-5)."""
+  config = tiny_config()
+  config.model.pooling = pooling
+  model, params = build.build_branch(config, 'beats', num_attributes=3)
+  # A trained-looking gate: random W_g, so fusing [near, far] and [near, near] really differ.
+  params['fusion']['gate']['kernel'] = jax.random.normal(
+      jax.random.PRNGKey(3), params['fusion']['gate']['kernel'].shape)
+  wave = 0.1 * jax.random.normal(jax.random.PRNGKey(4), (3, 2, 16000))
+  both = model.apply({'params': params}, wave, left_duplicated=True)
+  duplicated = model.apply({'params': params}, jnp.stack([wave[:, 0], wave[:, 0]], axis=1))
+  np.testing.assert_allclose(np.asarray(both['embedding_left_duplicated']),
+                             np.asarray(duplicated['embedding']), rtol=1e-5, atol=1e-5)
+  np.testing.assert_array_equal(np.asarray(both['embedding']),
+                                np.asarray(model.apply({'params': params}, wave)['embedding']))
+  assert not np.allclose(np.asarray(both['embedding']), np.asarray(duplicated['embedding']),
+                         atol=1e-3)
+
+
 @pytest.mark.parametrize('branch', ['beats', 'audiomae'])
 def test_steps_on_eight_devices_equal_one_device(branch):
   assert jax.device_count() == 8

@@ -49,7 +49,8 @@ def main(argv):
   start = time.perf_counter()
   try:
     count = synthetic.generate(_OUTPUT.value, config,
-                               progress=lambda plan: tqdm(plan, desc='synth', unit='clip'))
+                               progress=lambda clips, total: tqdm(clips, total=total, desc='synth',
+                                                                 unit='clip'))
   except FileExistsError as e:
     raise app.UsageError(str(e))
   print(f'wrote {count} clips to {_OUTPUT.value} in {time.perf_counter() - start:.1f} s')

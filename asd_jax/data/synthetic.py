@@ -7,8 +7,10 @@ attenuated, delayed, room-reverberated and noisier. Deterministic per seed.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import multiprocessing
 import os
 import shutil
 import tempfile
@@ -171,8 +173,48 @@ def _clip_rng(config, machine, split, domain, label, index):
   return np.random.default_rng(np.random.SeedSequence(key))
 
 
-def generate(output_dir: str, config: SynthConfig = SynthConfig(), progress=None) -> int:
+def _write_clip(job) -> tuple[str, list[str]]:
+  """Synthesises and writes one clip; returns (file name, its attributes_00.csv row). A pure
+  function of the config and the clip's plan entry, so clips can be written in any process."""
+  config, staging, n, (machine, split, domain, label, index) = job
+  rng = _clip_rng(config, machine, split, domain, label, index)
+  spec = ALL_MACHINES[machine]
+  attrs = {name: (rng.choice(src) if domain == 'source' else rng.choice(tgt))
+           for name, src, tgt in spec.attributes}
+  anomaly = rng.choice(spec.anomalies) if label == 'anomaly' else None
+  severity = rng.uniform(*config.severity_range)
+  wave = two_channels(machine_sound(machine, attrs, anomaly, severity, rng, n), rng, domain)
+  attr_string = '_'.join(f'{k}_{v}' for k, v in attrs.items())
+  name = f'section_00_{domain}_{split}_{label}_{index:04d}_{attr_string}.wav'
+  folder = os.path.join(staging, 'dev_data', 'raw', machine, split)
+  os.makedirs(folder, exist_ok=True)
+  sf.write(os.path.join(folder, name), wave.T.astype(np.float32), SAMPLE_RATE, subtype='PCM_16')
+  row = [f'{machine}/{split}/{name}']
+  for k, v in attrs.items():
+    row += [k, v]
+  return name, row
+
+
+@contextlib.contextmanager
+def _pool(workers: int | None, clips: int):
+  """A spawn-context process pool of `workers` (default: one per CPU), or None for one worker
+  or few clips (spawning costs about a second). Spawn, not fork: the parent may hold JAX's
+  threads."""
+  workers = os.cpu_count() or 1 if workers is None else workers
+  if workers <= 1 or clips < 64:
+    yield None
+    return
+  with multiprocessing.get_context('spawn').Pool(workers) as pool:
+    yield pool
+
+
+def generate(output_dir: str, config: SynthConfig = SynthConfig(), progress=None,
+             workers: int | None = None) -> int:
   """Writes the dataset under `output_dir` (DCASE layout + ground_truth/); returns clip count.
+
+  Clips are synthesised by `workers` processes (default: one per CPU); each clip's audio depends
+  only on the seed and its place in the plan, so the files are the same for any worker count.
+  `progress(clips, total)` may wrap the stream of written clips (a progress bar).
 
   Written into a temporary sibling folder and moved into place at the end, so an interrupted
   generation never leaves a half dataset that looks complete.
@@ -188,26 +230,14 @@ def generate(output_dir: str, config: SynthConfig = SynthConfig(), progress=None
   truth: dict[str, list] = {}
   plan = list(_clip_plan(config))
   try:
-    for machine, split, domain, label, index in (progress(plan) if progress else plan):
-      rng = _clip_rng(config, machine, split, domain, label, index)
-      spec = ALL_MACHINES[machine]
-      attrs = {name: (rng.choice(src) if domain == 'source' else rng.choice(tgt))
-               for name, src, tgt in spec.attributes}
-      anomaly = rng.choice(spec.anomalies) if label == 'anomaly' else None
-      severity = rng.uniform(*config.severity_range)
-      wave = two_channels(machine_sound(machine, attrs, anomaly, severity, rng, n), rng, domain)
-      attr_string = '_'.join(f'{k}_{v}' for k, v in attrs.items())
-      name = f'section_00_{domain}_{split}_{label}_{index:04d}_{attr_string}.wav'
-      folder = os.path.join(staging, 'dev_data', 'raw', machine, split)
-      os.makedirs(folder, exist_ok=True)
-      sf.write(os.path.join(folder, name), wave.T.astype(np.float32), SAMPLE_RATE,
-               subtype='PCM_16')
-      row = [f'{machine}/{split}/{name}']
-      for k, v in attrs.items():
-        row += [k, v]
-      attribute_rows.setdefault(machine, []).append(row)
-      if split == 'test':
-        truth.setdefault(machine, []).append((name, int(label == 'anomaly'), domain))
+    jobs = [(config, staging, n, clip) for clip in plan]
+    with _pool(workers, len(plan)) as pool:
+      written = pool.map(_write_clip, jobs, chunksize=16) if pool else map(_write_clip, jobs)
+      for (machine, split, domain, label, _), (name, row) in zip(
+          plan, progress(written, len(plan)) if progress else written):
+        attribute_rows.setdefault(machine, []).append(row)
+        if split == 'test':
+          truth.setdefault(machine, []).append((name, int(label == 'anomaly'), domain))
     for machine, rows in attribute_rows.items():
       with open(os.path.join(staging, 'dev_data', 'raw', machine, 'attributes_00.csv'), 'w',
                 newline='') as f:

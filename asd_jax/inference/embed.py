@@ -65,16 +65,22 @@ def model_outputs(predict, params, clips: list[Clip], audio: pipeline.AudioConfi
   return out
 
 
-def extract(model, params, clips: list[Clip], audio: pipeline.AudioConfig, mode: str,
-            batch_size: int, num_workers: int = 0, progress: bool = True) -> np.ndarray:
-  """[len(clips), E] embeddings of a trained model in a channel mode. With several JAX
-  processes each embeds every P-th clip on its own devices and all of them receive the whole
-  table (an all-gather)."""
-  predict = jax.jit(lambda p, wave: {'embedding': model.apply({'params': p}, wave)['embedding']})
+def extract(model, params, clips: list[Clip], audio: pipeline.AudioConfig, batch_size: int,
+            num_workers: int = 0, progress: bool = True) -> dict[str, np.ndarray]:
+  """{mode: [len(clips), E]} of a trained model in both channel modes (two-channel and
+  left-duplicated) from one encoder pass over both channels. With several JAX processes each
+  embeds every P-th clip on its own devices and all of them receive the whole table (an
+  all-gather)."""
+  def predict(p, wave):
+    out = model.apply({'params': p}, wave, left_duplicated=True)
+    return {TWO_CHANNEL: out['embedding'], LEFT_DUPLICATED: out['embedding_left_duplicated']}
+
   processes, index = jax.process_count(), jax.process_index()
-  mine = model_outputs(predict, params, clips[index::processes], audio, batch_size, mode,
-                       num_workers, progress and index == 0, f'embed {mode}')['embedding']
-  return mine if processes == 1 else gather_strided(mine, len(clips))
+  mine = model_outputs(jax.jit(predict), params, clips[index::processes], audio, batch_size,
+                       TWO_CHANNEL, num_workers, progress and index == 0, 'embed')
+  if processes == 1:
+    return mine
+  return {mode: gather_strided(rows, len(clips)) for mode, rows in mine.items()}
 
 
 def gather_strided(mine: np.ndarray, total: int) -> np.ndarray:
@@ -88,16 +94,18 @@ def gather_strided(mine: np.ndarray, total: int) -> np.ndarray:
   return every.swapaxes(0, 1).reshape(rows * processes, *mine.shape[1:])[:total]
 
 
-def cached_embeddings(path: str, identity: str, compute) -> np.ndarray:
-  """Loads `path` when its identity matches, else computes and writes it atomically."""
-  if os.path.exists(path):
-    with np.load(path) as cached:
-      if str(cached['identity']) == identity:
-        return cached['embeddings']
-  embeddings = compute()
-  if jax.process_index() != 0:  # shared outputs are written by process 0 only
-    return embeddings
+def load_cached(path: str, identity: str) -> np.ndarray | None:
+  """The embeddings cached at `path` when their identity matches, else None (stale or absent)."""
+  if not os.path.exists(path):
+    return None
+  with np.load(path) as cached:
+    return cached['embeddings'] if str(cached['identity']) == identity else None
+
+
+def write_cached(path: str, identity: str, embeddings: np.ndarray) -> None:
+  """Writes the cache atomically (process 0 only: shared outputs have one writer)."""
+  if jax.process_index() != 0:
+    return
   buffer = io.BytesIO()
   np.savez(buffer, embeddings=embeddings, identity=np.array(identity))
   atomic_write_bytes(path, buffer.getvalue())
-  return embeddings

@@ -28,24 +28,39 @@ class ASDModel(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, wave, deterministic: bool = True):
-    """Returns {'embedding' [B, E], 'gate' [B, N], 'attribute_cos' [B, A], 'domain_cos'}."""
+  def __call__(self, wave, deterministic: bool = True, left_duplicated: bool = False):
+    """Returns {'embedding' [B, E], 'gate' [B, N], 'attribute_cos' [B, A], 'domain_cos'}.
+
+    left_duplicated=True adds 'embedding_left_duplicated': the embedding the same wave would get
+    with its near channel fed to both inputs, from the near tokens already computed (the encoder
+    is per row, so this is the left-duplicated embedding at half the encoder work).
+    """
     batch, channels, samples = wave.shape
     features = fbank_lib.encoder_fbank(wave.reshape(batch * channels, samples), self.preset,
                                        self.num_mel_bins)
     tokens = self.encoder(features, deterministic=deterministic)
     tokens = tokens.reshape(batch, channels, *tokens.shape[1:])
-    fused, gate = GatedFusion(self.gate_bias_init, name='fusion')(tokens)
+    fusion = GatedFusion(self.gate_bias_init, name='fusion')
     if self.pooling == 'mean':
-      pooled = mean_pooling(fused)
+      pool = mean_pooling
     elif self.pooling == 'attentive':
-      pooled = AttentiveStatisticsPooling(name='pooling')(fused)
+      pool = AttentiveStatisticsPooling(name='pooling')
     else:
       raise ValueError(f'unknown pooling {self.pooling!r}; expected mean or attentive')
-    embedding = nn.Dense(self.embed_dim, name='projection')(pooled.astype(jnp.float32))
-    return {
+    projection = nn.Dense(self.embed_dim, name='projection')
+
+    def embed(channel_tokens):
+      fused, gate = fusion(channel_tokens)
+      return projection(pool(fused).astype(jnp.float32)), gate
+
+    embedding, gate = embed(tokens)
+    out = {
         'embedding': embedding,
         'gate': gate,
         'attribute_cos': CosineHead(max(self.num_attributes, 1), name='attribute_head')(embedding),
         'domain_cos': CosineHead(self.num_domains, name='domain_head')(embedding),
     }
+    if left_duplicated:
+      near = tokens[:, :1]
+      out['embedding_left_duplicated'] = embed(jnp.concatenate([near, near], axis=1))[0]
+    return out
