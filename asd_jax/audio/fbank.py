@@ -85,6 +85,22 @@ def frame_window(kind: str) -> np.ndarray:
   raise ValueError(f'unknown window {kind!r}; expected povey or hanning')
 
 
+@functools.lru_cache(maxsize=None)
+def frame_spectrum_matrix(window: str) -> np.ndarray:
+  """[400, 2 * 257]: a frame's DC removal, pre-emphasis (first sample against itself), window,
+  zero-padding to 512 and real DFT (cosine columns, then sine) as one linear map of the raw
+  frame, built in float64. On the CPU one matmul by it is about 3x faster than the same steps
+  done one by one with jnp.fft.rfft (which XLA fuses badly with the framing gather)."""
+  n = FRAME_LENGTH
+  centre = np.eye(n) - 1.0 / n
+  preemphasis = np.eye(n) - PREEMPHASIS * np.eye(n, k=-1)
+  preemphasis[0, 0] = 1.0 - PREEMPHASIS
+  frame_map = frame_window(window).astype(np.float64)[:, None] * (preemphasis @ centre)
+  angle = 2 * np.pi * np.outer(np.arange(n), np.arange(FFT_SIZE // 2 + 1)) / FFT_SIZE
+  return (frame_map.T @ np.concatenate([np.cos(angle), -np.sin(angle)], axis=1)).astype(
+      np.float32)
+
+
 def kaldi_fbank(wave: jnp.ndarray, window: str = 'povey', num_mel_bins: int = 128) -> jnp.ndarray:
   """Log-mel energies of `wave` [B, S] (already scaled as the encoder expects) -> [B, T, mel].
 
@@ -97,11 +113,10 @@ def kaldi_fbank(wave: jnp.ndarray, window: str = 'povey', num_mel_bins: int = 12
                      f'fbank frame; got {wave.shape[-1]}')
   index = (np.arange(frames_count)[:, None] * FRAME_SHIFT + np.arange(FRAME_LENGTH)[None, :])
   frames = wave[..., index]  # [B, T, 400]
-  frames = frames - frames.mean(axis=-1, keepdims=True)
-  previous = jnp.concatenate([frames[..., :1], frames[..., :-1]], axis=-1)
-  frames = (frames - PREEMPHASIS * previous) * frame_window(window)
-  spectrum = jnp.fft.rfft(frames, n=FFT_SIZE, axis=-1)
-  power = jnp.real(spectrum)**2 + jnp.imag(spectrum)**2
+  spectrum = jnp.einsum('btn,nk->btk', frames, frame_spectrum_matrix(window),
+                        precision='highest')
+  real, imag = jnp.split(spectrum, 2, axis=-1)
+  power = real**2 + imag**2
   mel = jnp.einsum('btf,fm->btm', power, mel_filterbank(num_mel_bins),
                    precision='highest')
   return jnp.log(jnp.maximum(mel, LOG_FLOOR))

@@ -79,9 +79,8 @@ def _predict(variables, x):
   return AutoEncoder().apply(variables, x, train=False)
 
 
-@functools.partial(jax.jit, static_argnames=('learning_rate',))
 def _train_step(params, batch_stats, opt_state, x, learning_rate: float):
-  """One Adam step on the reconstruction MSE (module level: compiled once for every machine)."""
+  """One Adam step on the reconstruction MSE."""
   def loss_fn(p):
     recon, updates = AutoEncoder().apply({'params': p, 'batch_stats': batch_stats}, x,
                                          train=True, mutable=['batch_stats'])
@@ -89,6 +88,19 @@ def _train_step(params, batch_stats, opt_state, x, learning_rate: float):
   (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
   updates, opt_state = optax.adam(learning_rate).update(grads, opt_state, params)
   return optax.apply_updates(params, updates), stats, opt_state, loss
+
+
+@functools.partial(jax.jit, static_argnames=('learning_rate',))
+def _train_epoch(params, batch_stats, opt_state, vectors, order, learning_rate: float):
+  """The steps of one epoch, batch k = vectors[order[k]], as one compiled scan (module level:
+  compiled once per data shape, not per machine): a Python loop of jitted steps spent more time
+  dispatching than computing on this tiny network."""
+  def step(carry, rows):
+    params, stats, opt_state, _ = _train_step(*carry, vectors[rows], learning_rate)
+    return (params, stats, opt_state), None
+  (params, batch_stats, opt_state), _ = jax.lax.scan(step, (params, batch_stats, opt_state),
+                                                     order)
+  return params, batch_stats, opt_state
 
 
 def train_autoencoder(vectors: np.ndarray, domains: np.ndarray, epochs: int, batch_size: int,
@@ -101,12 +113,12 @@ def train_autoencoder(vectors: np.ndarray, domains: np.ndarray, epochs: int, bat
   params, stats = variables['params'], variables['batch_stats']
   rng = np.random.default_rng(seed)
   batch_size = min(batch_size, len(vectors))
+  steps = len(vectors) // batch_size  # the last partial batch of each epoch is dropped
+  on_device = jnp.asarray(vectors)
   for _ in range(epochs):
-    order = rng.permutation(len(vectors))
-    for start in range(0, len(order) - batch_size + 1, batch_size):
-      params, stats, opt_state, _ = _train_step(
-          params, stats, opt_state, jnp.asarray(vectors[order[start:start + batch_size]]),
-          learning_rate)
+    order = rng.permutation(len(vectors))[:steps * batch_size].reshape(steps, batch_size)
+    params, stats, opt_state = _train_epoch(params, stats, opt_state, on_device, order,
+                                            learning_rate)
   trained = TrainedAE({'params': params, 'batch_stats': stats}, {})
   errors = trained.errors(vectors).astype(np.float64)
   for domain in np.unique(domains):

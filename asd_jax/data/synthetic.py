@@ -232,7 +232,7 @@ def generate(output_dir: str, config: SynthConfig = SynthConfig(), progress=None
   try:
     jobs = [(config, staging, n, clip) for clip in plan]
     with _pool(workers, len(plan)) as pool:
-      written = pool.map(_write_clip, jobs, chunksize=16) if pool else map(_write_clip, jobs)
+      written = pool.imap(_write_clip, jobs, chunksize=16) if pool else map(_write_clip, jobs)
       for (machine, split, domain, label, _), (name, row) in zip(
           plan, progress(written, len(plan)) if progress else written):
         attribute_rows.setdefault(machine, []).append(row)

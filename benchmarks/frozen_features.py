@@ -1,0 +1,96 @@
+"""How much anomaly information the shipped encoders' frozen tokens carry, beside log-mel statistics.
+
+python -m benchmarks.frozen_features --data_dir=D [--out=frozen_features.json]
+
+Every feature is scored the same way: Ledoit-Wolf Mahalanobis to the section's source and target
+banks of normal training clips, minimum taken, with raw distances ('none') and with per-bank
+robust z ('robust_z', the default system's BEATs scoring); the official score is the harmonic
+mean of every AUC (source), AUC (target) and pAUC. Features, all of the near channel:
+- log-mel mean + std: the log-mel reference detector's features (64-ms frames);
+- BEATs fbank mean + std: the same statistics of the encoders' own input, the 128-bin Kaldi
+  fbank of 25-ms frames: does the front end's coarser frequency resolution lose information?
+- BEATs / AudioMAE token mean + std: the shipped encoder without LoRA, fusion, projection or
+  heads, over the embed stage's three 2-s crops (averaged);
+- BEATs per-band mean + std: BEATs tokens of the whole clip pooled over time only, each of the
+  8 frequency rows of patches kept apart.
+No training and no choice tuned: it separates what the pre-trained priors know from what the
+rest of the method adds (docs/heldout.md, "Why it loses").
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from absl import app, flags
+
+_DATA = flags.DEFINE_string('data_dir', None, 'a dataset in the DCASE layout, with test labels',
+                            required=True)
+_OUT = flags.DEFINE_string('out', 'frozen_features.json', 'JSON record of the scores')
+
+CROP_SECONDS, CROPS = 2.0, 3
+
+
+def clip_features(clip, beats, audiomae) -> dict[str, np.ndarray]:
+  """{feature name: vector} of one clip's near channel."""
+  from asd_jax.audio import fbank as fbank_lib
+  from asd_jax.baselines.logmel_reference import clip_features as logmel_features
+  from asd_jax.data.pipeline import fit_length, read_wave, window_offsets
+  near = read_wave(clip.path, 'duplicate')[:1]
+  crop = int(CROP_SECONDS * 16000)
+  crops = np.concatenate([fit_length(near, crop, offset)
+                          for offset in window_offsets(near.shape[1], crop, CROPS)])
+  whole = np.asarray(beats(near))[0]  # [T' * 8, D], time-major
+  bands = whole.reshape(-1, 8, whole.shape[-1])
+  fbank = np.asarray(fbank_lib.encoder_fbank(near, beats.preset, beats.config.num_mel_bins))[0]
+  out = {'log-mel mean + std': logmel_features(clip.path),
+         'BEATs fbank mean + std': np.concatenate([fbank.mean(0), fbank.std(0)]),
+         'BEATs per-band mean + std': np.concatenate([bands.mean(0).ravel(),
+                                                      bands.std(0).ravel()])}
+  for name, encoder in (('BEATs', beats), ('AudioMAE', audiomae)):
+    tokens = np.asarray(encoder(crops))  # [crops, N, D]
+    out[f'{name} token mean + std'] = np.concatenate([tokens.mean(1), tokens.std(1)],
+                                                     axis=1).mean(0)
+  return out
+
+
+def official_score(features: np.ndarray, clips, calibration: str) -> float:
+  from asd_jax.evaluation import metrics
+  from asd_jax.scoring.normal_reference import mahalanobis_scores
+  results = []
+  for machine in sorted({c.machine for c in clips}):
+    train = [i for i, c in enumerate(clips) if c.machine == machine and c.split == 'train']
+    test = [i for i, c in enumerate(clips) if c.machine == machine and c.split == 'test']
+    _, scores = mahalanobis_scores(
+        features[train], [(clips[i].section, clips[i].domain) for i in train], features[test],
+        [clips[i].section for i in test], 5, calibration)
+    for section in sorted({clips[i].section for i in test}):
+      rows = [j for j, i in enumerate(test) if clips[i].section == section]
+      results.append(metrics.SectionResult(machine, section, metrics.section_metrics(
+          [int(clips[test[j]].label == 'anomaly') for j in rows], scores[rows],
+          [clips[test[j]].domain for j in rows])))
+  return 100 * metrics.summarise(results)[metrics.OFFICIAL_SCORE]
+
+
+def main(argv):
+  del argv
+  from tqdm import tqdm
+
+  from asd_jax.data.layout import scan_dataset
+  from asd_jax.encoders.encoder import load_encoder
+  from asd_jax.pretrained import shipped_encoder
+  clips = scan_dataset(_DATA.value).clips
+  beats, audiomae = load_encoder(shipped_encoder('beats')), load_encoder(shipped_encoder('audiomae'))
+  rows = [clip_features(c, beats, audiomae) for c in tqdm(clips, desc='features', unit='clip')]
+  record = {'data_dir': _DATA.value, 'scores': {}}
+  print(f'{"feature":28s} {"raw":>6s} {"robust_z":>9s}')
+  for name in rows[0]:
+    features = np.stack([r[name] for r in rows]).astype(np.float64)
+    record['scores'][name] = {c: official_score(features, clips, c) for c in ('none', 'robust_z')}
+    print(f'{name:28s} {record["scores"][name]["none"]:6.1f} '
+          f'{record["scores"][name]["robust_z"]:9.1f}')
+  with open(_OUT.value, 'w') as f:
+    json.dump(record, f, indent=1)
+
+
+if __name__ == '__main__':
+  app.run(main)
