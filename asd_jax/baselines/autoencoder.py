@@ -79,6 +79,12 @@ def _predict(variables, x):
   return AutoEncoder().apply(variables, x, train=False)
 
 
+def _adam(learning_rate: float) -> optax.GradientTransformation:
+  """Adam on the parameters as one flat vector: the same update, in a few fused ops instead of
+  several per leaf (the optimiser dominated this tiny network's step on a CPU)."""
+  return optax.flatten(optax.adam(learning_rate))
+
+
 def _train_step(params, batch_stats, opt_state, x, learning_rate: float):
   """One Adam step on the reconstruction MSE."""
   def loss_fn(p):
@@ -86,7 +92,7 @@ def _train_step(params, batch_stats, opt_state, x, learning_rate: float):
                                          train=True, mutable=['batch_stats'])
     return jnp.mean((recon - x)**2), updates['batch_stats']
   (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-  updates, opt_state = optax.adam(learning_rate).update(grads, opt_state, params)
+  updates, opt_state = _adam(learning_rate).update(grads, opt_state, params)
   return optax.apply_updates(params, updates), stats, opt_state, loss
 
 
@@ -108,7 +114,7 @@ def train_autoencoder(vectors: np.ndarray, domains: np.ndarray, epochs: int, bat
   """Fits the AE on [N, 640] vectors, then the per-domain error covariances."""
   variables = AutoEncoder().init(jax.random.PRNGKey(seed), jnp.zeros((2, vectors.shape[1])),
                                  train=False)
-  opt_state = optax.adam(learning_rate).init(variables['params'])
+  opt_state = _adam(learning_rate).init(variables['params'])
 
   params, stats = variables['params'], variables['batch_stats']
   rng = np.random.default_rng(seed)
