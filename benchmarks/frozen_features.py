@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from absl import app, flags
+from absl import app, flags, logging
 
 _DATA = flags.DEFINE_string('data_dir', None, 'a dataset in the DCASE layout, with test labels',
                             required=True)
@@ -73,6 +73,8 @@ def official_score(features: np.ndarray, clips, calibration: str) -> float:
 
 def main(argv):
   del argv
+  if not flags.FLAGS['verbosity'].present:
+    logging.set_verbosity(logging.WARNING)  # checkpoint loading's INFO lines drown the table
   from tqdm import tqdm
 
   from asd_jax.data.layout import scan_dataset
