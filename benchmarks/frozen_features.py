@@ -9,10 +9,9 @@ mean of every AUC (source), AUC (target) and pAUC. Features, all of the near cha
 - log-mel mean + std: the log-mel reference detector's features (64-ms frames);
 - BEATs fbank mean + std: the same statistics of the encoders' own input, the 128-bin Kaldi
   fbank of 25-ms frames: does the front end's coarser frequency resolution lose information?
-- BEATs / AudioMAE token mean + std: the shipped encoder without LoRA, fusion, projection or
-  heads, over the embed stage's three 2-s crops (averaged);
-- BEATs per-band mean + std: BEATs tokens of the whole clip pooled over time only, each of the
-  8 frequency rows of patches kept apart.
+- BEATs / AudioMAE token mean, and mean + std: the shipped encoder without LoRA, fusion,
+  projection or heads, over the embed stage's three 2-s crops (averaged): the mean is what the
+  default's pooling sees (model.pooling='mean'), mean + std what model.pooling='meanstd' sees.
 No training and no choice tuned: it separates what the pre-trained priors know from what the
 rest of the method adds (docs/heldout.md, "Why it loses").
 """
@@ -39,15 +38,12 @@ def clip_features(clip, beats, audiomae) -> dict[str, np.ndarray]:
   crop = int(CROP_SECONDS * 16000)
   crops = np.concatenate([fit_length(near, crop, offset)
                           for offset in window_offsets(near.shape[1], crop, CROPS)])
-  whole = np.asarray(beats(near))[0]  # [T' * 8, D], time-major
-  bands = whole.reshape(-1, 8, whole.shape[-1])
   fbank = np.asarray(fbank_lib.encoder_fbank(near, beats.preset, beats.config.num_mel_bins))[0]
   out = {'log-mel mean + std': logmel_features(clip.path),
-         'BEATs fbank mean + std': np.concatenate([fbank.mean(0), fbank.std(0)]),
-         'BEATs per-band mean + std': np.concatenate([bands.mean(0).ravel(),
-                                                      bands.std(0).ravel()])}
+         'BEATs fbank mean + std': np.concatenate([fbank.mean(0), fbank.std(0)])}
   for name, encoder in (('BEATs', beats), ('AudioMAE', audiomae)):
     tokens = np.asarray(encoder(crops))  # [crops, N, D]
+    out[f'{name} token mean'] = tokens.mean(1).mean(0)
     out[f'{name} token mean + std'] = np.concatenate([tokens.mean(1), tokens.std(1)],
                                                      axis=1).mean(0)
   return out
@@ -86,7 +82,7 @@ def main(argv):
   record = {'data_dir': _DATA.value, 'scores': {}}
   print(f'{"feature":28s} {"raw":>6s} {"robust_z":>9s}')
   for name in rows[0]:
-    features = np.stack([r[name] for r in rows]).astype(np.float64)
+    features = np.stack([r[name] for r in rows])
     record['scores'][name] = {c: official_score(features, clips, c) for c in ('none', 'robust_z')}
     print(f'{name:28s} {record["scores"][name]["none"]:6.1f} '
           f'{record["scores"][name]["robust_z"]:9.1f}')

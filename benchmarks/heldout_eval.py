@@ -39,6 +39,8 @@ VARIANTS = {
                       {'optim.learning_rate': 0.0, 'train.steps': 2}, None),
     'bank_raw': ("BEATs banks compared on raw distances (score.bank_calibration='none', the "
                  "report's)", {'score.bank_calibration': 'none'}, 'default'),
+    'meanstd_pooling': ('token mean and standard deviation pooled (model.pooling=meanstd) instead '
+                        'of the mean alone', {'model.pooling': 'meanstd'}, None),
     'one_crop': ('one centred 2-s crop per clip embedded instead of three',
                  {'embed.windows': 1}, 'default'),
 }

@@ -141,3 +141,33 @@ def test_heldout_eval_variants_and_summary():
   table = heldout_eval.summary_markdown(record)
   assert '| default (2 seeds) | 71.0 ± 1.0 | 82.0 ± 2.0 |' in table
   assert '| bank_raw (1 seed) | 60.0 ± 0.0 | 80.0 ± 0.0 |' in table
+
+
+def test_frozen_features_benchmark_scores_like_the_reference_detector(tmp_path):
+  """benchmarks/frozen_features.py: its log-mel row is the reference detector's features and
+  its official score the evaluator's, so its encoder rows stand on the same scale."""
+  from asd_jax.encoders.encoder import load_encoder
+  from asd_jax.evaluation import metrics
+  from asd_jax.pretrained import shipped_encoder
+  from benchmarks import frozen_features
+  root = str(tmp_path / 'data')
+  synthetic.generate(root, synthetic.SynthConfig(machines=('slider',), clip_seconds=1.0,
+                                                 source_train=12, target_train=4,
+                                                 test_per_group=3))
+  clips = layout.scan_dataset(root).clips
+  beats, audiomae = load_encoder(shipped_encoder('beats')), load_encoder(shipped_encoder('audiomae'))
+  rows = [frozen_features.clip_features(c, beats, audiomae) for c in clips]
+  assert {k: v.shape for k, v in rows[0].items()} == {
+      'log-mel mean + std': (256,), 'BEATs fbank mean + std': (256,),
+      'BEATs token mean': (128,), 'BEATs token mean + std': (256,),
+      'AudioMAE token mean': (128,),
+      'AudioMAE token mean + std': (256,)}
+  logmel = np.stack([r['log-mel mean + std'] for r in rows])
+  np.testing.assert_array_equal(logmel[0], logmel_reference.clip_features(clips[0].path))
+  train = [c for c in clips if c.split == 'train']
+  test = [c for c in clips if c.split == 'test']
+  _, scores = logmel_reference.reference_scores(train, test)
+  expected = metrics.summarise([metrics.SectionResult('slider', '00', metrics.section_metrics(
+      [int(c.label == 'anomaly') for c in test], scores, [c.domain for c in test]))])
+  assert frozen_features.official_score(logmel, clips, 'none') == \
+      pytest.approx(100 * expected[metrics.OFFICIAL_SCORE], abs=1e-9)

@@ -75,7 +75,7 @@ def test_gate_starts_at_sigmoid_one_for_every_token():
                              rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize('pooling', ['mean', 'attentive'])
+@pytest.mark.parametrize('pooling', ['mean', 'meanstd', 'attentive'])
 def test_left_duplicated_embedding_from_one_pass_equals_duplicated_input(pooling):
   """The embed stage takes both channel modes from one encoder pass; the left-duplicated one
   must equal the model run on [near, near] (float32 tolerance: rtol 1e-5, atol 1e-5)."""

@@ -13,7 +13,10 @@ import jax.numpy as jnp
 
 from asd_jax.audio import fbank as fbank_lib
 from asd_jax.model.arcface import CosineHead
-from asd_jax.model.fusion import AttentiveStatisticsPooling, GatedFusion, mean_pooling
+from asd_jax.model.fusion import (AttentiveStatisticsPooling, GatedFusion, mean_pooling,
+                                  mean_std_pooling)
+
+POOLINGS = ('mean', 'meanstd', 'attentive')  # mean; mean + std; attentive statistics
 
 
 class ASDModel(nn.Module):
@@ -23,7 +26,7 @@ class ASDModel(nn.Module):
   num_attributes: int
   num_domains: int = 2
   embed_dim: int = 256
-  pooling: str = 'mean'  # 'mean' or 'attentive' (attentive statistics pooling)
+  pooling: str = 'mean'  # one of POOLINGS
   gate_bias_init: float = 1.0
   dtype: Any = jnp.float32
 
@@ -43,10 +46,12 @@ class ASDModel(nn.Module):
     fusion = GatedFusion(self.gate_bias_init, name='fusion')
     if self.pooling == 'mean':
       pool = mean_pooling
+    elif self.pooling == 'meanstd':
+      pool = mean_std_pooling
     elif self.pooling == 'attentive':
       pool = AttentiveStatisticsPooling(name='pooling')
     else:
-      raise ValueError(f'unknown pooling {self.pooling!r}; expected mean or attentive')
+      raise ValueError(f'unknown pooling {self.pooling!r}; expected one of {POOLINGS}')
     projection = nn.Dense(self.embed_dim, name='projection')
 
     def embed(channel_tokens):

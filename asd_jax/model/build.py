@@ -12,7 +12,7 @@ from asd_jax.encoders.checkpoint import load_converted
 from asd_jax.encoders.config import AudioMAEConfig, BeatsConfig, LoRAConfig
 from asd_jax.encoders.encoder import build_module, front_end_preset
 from asd_jax.encoders.layers import REMAT_POLICIES
-from asd_jax.model.asd_model import ASDModel
+from asd_jax.model.asd_model import POOLINGS, ASDModel
 from asd_jax.scoring.normal_reference import BANK_CALIBRATIONS
 
 ENCODER_KINDS = ('beats', 'audiomae')
@@ -44,8 +44,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
     raise ConfigError(f'config.lora.rank must be > 0 (got {config.lora.rank}): only LoRA '
                       'weights are trained')
   lora_config(config)
-  if config.model.pooling not in ('mean', 'attentive'):
-    raise ConfigError(f'config.model.pooling: {config.model.pooling!r} is not mean or attentive')
+  if config.model.pooling not in POOLINGS:
+    raise ConfigError(f'config.model.pooling: {config.model.pooling!r} is not one of {POOLINGS}')
   if config.model.remat not in REMAT_POLICIES:
     raise ConfigError(f'config.model.remat: {config.model.remat!r} is not one of '
                       f'{list(REMAT_POLICIES)}')

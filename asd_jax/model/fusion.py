@@ -43,3 +43,11 @@ class AttentiveStatisticsPooling(nn.Module):
 def mean_pooling(x):
   """[B, N, D] -> [B, D]."""
   return x.mean(axis=1)
+
+
+def mean_std_pooling(x):
+  """[B, N, D] -> [B, 2D]: mean and standard deviation over tokens. The spread keeps how much
+  each feature varies over time and frequency, which the mean alone averages away."""
+  mean = x.mean(axis=1)
+  var = jnp.mean(jnp.square(x - mean[:, None]), axis=1)
+  return jnp.concatenate([mean, jnp.sqrt(jnp.maximum(var, 1e-6))], axis=-1)
