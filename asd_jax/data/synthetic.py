@@ -200,7 +200,7 @@ def _pool(workers: int | None, clips: int):
   """A spawn-context process pool of `workers` (default: one per CPU), or None for one worker
   or few clips (spawning costs about a second). Spawn, not fork: the parent may hold JAX's
   threads."""
-  workers = os.cpu_count() or 1 if workers is None else workers
+  workers = (os.cpu_count() or 1) if workers is None else workers
   if workers <= 1 or clips < 64:
     yield None
     return
