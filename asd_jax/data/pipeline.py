@@ -11,6 +11,7 @@ checkpoints and restores exactly.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from typing import Iterator
 
 import grain.python as grain
@@ -67,10 +68,28 @@ class RecordSource(grain.RandomAccessDataSource):
     return dict(self._records[index])
 
 
+_FIRST_READ = threading.Lock()
+_first_read_done = False
+
+
+def _sf_read(path: str) -> tuple[np.ndarray, int]:
+  """soundfile.read, with a process's first successful read made under a lock: cffi 2.x
+  realizes its C types lazily and, on GIL builds, without a lock (python-cffi/cffi#271), so two
+  Grain reader threads making a fresh worker process's first reads at once crashed it (SIGABRT
+  in realize_c_type). Later reads use the realized types and run in parallel."""
+  global _first_read_done
+  if _first_read_done:
+    return sf.read(path, dtype='float32', always_2d=True)
+  with _FIRST_READ:
+    result = sf.read(path, dtype='float32', always_2d=True)
+    _first_read_done = True
+    return result
+
+
 def read_wave(path: str, mono: str) -> np.ndarray:
   """Stereo float32 [2, S] at 16 kHz from any WAV soundfile reads."""
   try:
-    samples, rate = sf.read(path, dtype='float32', always_2d=True)
+    samples, rate = _sf_read(path)
   except (RuntimeError, sf.LibsndfileError) as e:
     raise DatasetError(f'{path}: unreadable audio ({str(e).splitlines()[0][-120:]})') from e
   if samples.shape[1] == 1:
