@@ -37,3 +37,21 @@ def test_this_process_compiles_dots_outside_ynnpack():
   instructions = [line for line in hlo.splitlines() if ' = ' in line and 'metadata' in line]
   assert any(' dot(' in line for line in instructions)
   assert not any('ynn_fusion' in line.split(' = ')[0] for line in instructions)
+
+
+DROPOUT_BITS = ('import jax, numpy as np, asd_jax.encoders; '
+                'bits = jax.jit(lambda k: jax.random.bits(k, (3, 4097)))(jax.random.key(7)); '
+                'print(np.asarray(bits).tobytes().hex())')
+
+
+@pytest.mark.skipif(jax.default_backend() != 'cpu', reason='the threefry lowering concerns CPU')
+def test_unrolled_threefry_draws_the_same_bits_without_a_loop():
+  import asd_jax.encoders  # noqa: F401  (registers the lowering)
+  hlo = jax.jit(lambda k: jax.random.bernoulli(k, 0.9, (8, 64))).lower(
+      jax.random.key(0)).compile().as_text()
+  assert ' while(' not in hlo, 'threefry still lowered as a loop on CPU'
+  clean = {k: v for k, v in os.environ.items() if k != 'ASD_JAX_KEEP_XLA_DEFAULTS'}
+  stock, unrolled = (subprocess.run([sys.executable, '-c', DROPOUT_BITS], env={**clean, **env},
+                                    check=True, capture_output=True, text=True).stdout
+                     for env in ({'ASD_JAX_KEEP_XLA_DEFAULTS': '1'}, {}))
+  assert len(stock) > 1000 and stock == unrolled
