@@ -11,7 +11,10 @@ mean of every AUC (source), AUC (target) and pAUC. Features, all of the near cha
   fbank of 25-ms frames: does the front end's coarser frequency resolution lose information?
 - BEATs / AudioMAE token mean, and mean + std: the shipped encoder without LoRA, fusion,
   projection or heads, over the embed stage's three 2-s crops (averaged): the mean is what the
-  default's pooling sees (model.pooling='mean'), mean + std what model.pooling='meanstd' sees.
+  default's pooling sees (model.pooling='mean'), mean + std what model.pooling='meanstd' sees;
+- BEATs token mean + std per frequency row: the same statistics over time only, one pair per row
+  of 16-bin patches. BEATs has no absolute position embedding, so a mean over every token
+  mixes the frequency bands; this row asks how much of the loss that mixing causes.
 No training and no choice tuned: it separates what the pre-trained priors know from what the
 rest of the method adds (docs/heldout.md, "Why it loses").
 """
@@ -46,6 +49,11 @@ def clip_features(clip, beats, audiomae) -> dict[str, np.ndarray]:
     out[f'{name} token mean'] = tokens.mean(1).mean(0)
     out[f'{name} token mean + std'] = np.concatenate([tokens.mean(1), tokens.std(1)],
                                                      axis=1).mean(0)
+    if name == 'BEATs':  # tokens are time-major: n = t * rows + f
+      rows = beats.config.num_mel_bins // beats.config.input_patch_size
+      grid = tokens.reshape(len(crops), -1, rows, tokens.shape[-1])
+      out['BEATs token mean + std per frequency row'] = np.concatenate(
+          [grid.mean(1), grid.std(1)], axis=-1).reshape(len(crops), -1).mean(0)
   return out
 
 

@@ -41,6 +41,9 @@ VARIANTS = {
                  "report's)", {'score.bank_calibration': 'none'}, 'default'),
     'meanstd_pooling': ('token mean and standard deviation pooled (model.pooling=meanstd) instead '
                         'of the mean alone', {'model.pooling': 'meanstd'}, None),
+    'frequency_row_pooling': ('token mean and standard deviation over time per row of frequency '
+                              'patches (model.pooling=frequency_rows) instead of the mean over '
+                              'every token', {'model.pooling': 'frequency_rows'}, None),
     'one_crop': ('one centred 2-s crop per clip embedded instead of three',
                  {'embed.windows': 1}, 'default'),
 }

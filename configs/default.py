@@ -69,8 +69,9 @@ def get_config() -> ml_collections.ConfigDict:
   # --- model ---
   config.model = ml_collections.ConfigDict()
   config.model.embed_dim = 256  # embedding size (report: 256)
-  # 'mean', 'meanstd' (token mean + std) or 'attentive' (attentive statistics pooling); mean + std
-  # lost 1.8 points of task2_1 on the built-in data (docs/heldout.md, ablations)
+  # 'mean', 'meanstd' (token mean + std), 'attentive' (attentive statistics pooling) or
+  # 'frequency_rows' (mean + std over time per row of frequency patches); docs/heldout.md,
+  # ablations, has what each does on held-out machine families
   config.model.pooling = 'mean'
   config.model.gate_bias_init = 1.0  # initial gate bias: favours the near field
   config.model.dtype = 'float32'  # 'bfloat16' runs the encoder in bf16 (fp32 softmax, norms)

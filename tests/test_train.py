@@ -16,6 +16,8 @@ from flax import traverse_util
 from asd_jax.data import synthetic
 from asd_jax.model import GatedFusion, arcface_logits, arcface_loss
 from asd_jax.model import build
+from asd_jax.model.asd_model import POOLINGS
+from asd_jax.model.fusion import frequency_row_pooling
 from asd_jax.train import step as step_lib
 from configs import default
 from tests.conftest import REPO
@@ -75,7 +77,17 @@ def test_gate_starts_at_sigmoid_one_for_every_token():
                              rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize('pooling', ['mean', 'meanstd', 'attentive'])
+def test_frequency_row_pooling_matches_a_loop_over_bands():
+  """Tokens are time-major after a cls token: band f's tokens sit at 1 + t·rows + f."""
+  rows, frames, dim = 4, 5, 3
+  x = np.random.default_rng(0).normal(size=(2, 1 + frames * rows, dim)).astype(np.float32)
+  pooled = np.asarray(frequency_row_pooling(jnp.asarray(x), rows, leading=1))
+  expected = np.concatenate([np.concatenate([x[b, 1 + f::rows].mean(0), x[b, 1 + f::rows].std(0)])
+                             for b in range(2) for f in range(rows)]).reshape(2, -1)
+  np.testing.assert_allclose(pooled, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('pooling', POOLINGS)
 def test_left_duplicated_embedding_from_one_pass_equals_duplicated_input(pooling):
   """The embed stage takes both channel modes from one encoder pass; the left-duplicated one
   must equal the model run on [near, near] (float32 tolerance: rtol 1e-5, atol 1e-5)."""

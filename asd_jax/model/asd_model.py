@@ -13,10 +13,11 @@ import jax.numpy as jnp
 
 from asd_jax.audio import fbank as fbank_lib
 from asd_jax.model.arcface import CosineHead
-from asd_jax.model.fusion import (AttentiveStatisticsPooling, GatedFusion, mean_pooling,
-                                  mean_std_pooling)
+from asd_jax.model.fusion import (AttentiveStatisticsPooling, GatedFusion, frequency_row_pooling,
+                                  mean_pooling, mean_std_pooling)
 
-POOLINGS = ('mean', 'meanstd', 'attentive')  # mean; mean + std; attentive statistics
+# mean; mean + std; attentive statistics; mean + std over time per row of frequency patches
+POOLINGS = ('mean', 'meanstd', 'attentive', 'frequency_rows')
 
 
 class ASDModel(nn.Module):
@@ -27,6 +28,8 @@ class ASDModel(nn.Module):
   num_domains: int = 2
   embed_dim: int = 256
   pooling: str = 'mean'  # one of POOLINGS
+  frequency_rows: int = 8  # patch rows along frequency ('frequency_rows' pooling)
+  leading_tokens: int = 0  # tokens before the patch grid (AudioMAE's cls token)
   gate_bias_init: float = 1.0
   dtype: Any = jnp.float32
 
@@ -50,6 +53,8 @@ class ASDModel(nn.Module):
       pool = mean_std_pooling
     elif self.pooling == 'attentive':
       pool = AttentiveStatisticsPooling(name='pooling')
+    elif self.pooling == 'frequency_rows':
+      pool = lambda x: frequency_row_pooling(x, self.frequency_rows, self.leading_tokens)
     else:
       raise ValueError(f'unknown pooling {self.pooling!r}; expected one of {POOLINGS}')
     projection = nn.Dense(self.embed_dim, name='projection')

@@ -92,7 +92,8 @@ def build_branch(config: ml_collections.ConfigDict, branch: str, num_attributes:
                    preset=front_end_preset(arch), num_mel_bins=arch.num_mel_bins,
                    num_attributes=num_attributes, embed_dim=config.model.embed_dim,
                    pooling=config.model.pooling, gate_bias_init=config.model.gate_bias_init,
-                   dtype=dtype)
+                   frequency_rows=arch.num_mel_bins // arch.patch_size,
+                   leading_tokens=1 if arch.kind == 'audiomae' else 0, dtype=dtype)
   samples = int(round(config.data.clip_seconds * 16000))
   rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), ENCODER_KINDS.index(branch))
   params = jax.jit(lambda r: model.init(r, jnp.zeros((1, 2, samples), jnp.float32))['params'])(rng)

@@ -51,3 +51,15 @@ def mean_std_pooling(x):
   mean = x.mean(axis=1)
   var = jnp.mean(jnp.square(x - mean[:, None]), axis=1)
   return jnp.concatenate([mean, jnp.sqrt(jnp.maximum(var, 1e-6))], axis=-1)
+
+
+def frequency_row_pooling(x, rows: int, leading: int = 0):
+  """[B, leading + T·rows, D] -> [B, rows·2D]: mean and standard deviation over time of each
+  row of frequency patches (tokens time-major, n = t·rows + f, after `leading` tokens such as a
+  cls token, which are left out). BEATs has no absolute position embedding, so a mean over every
+  token mixes the frequency bands; keeping one pair of statistics per band row does not."""
+  batch, _, dim = x.shape
+  grid = x[:, leading:].reshape(batch, -1, rows, dim)
+  mean = grid.mean(axis=1)
+  var = jnp.mean(jnp.square(grid - mean[:, None]), axis=1)
+  return jnp.concatenate([mean, jnp.sqrt(jnp.maximum(var, 1e-6))], axis=-1).reshape(batch, -1)
