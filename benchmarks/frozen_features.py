@@ -11,10 +11,11 @@ mean of every AUC (source), AUC (target) and pAUC. Features, all of the near cha
   fbank of 25-ms frames: does the front end's coarser frequency resolution lose information?
 - BEATs / AudioMAE token mean, and mean + std: the shipped encoder without LoRA, fusion,
   projection or heads, over the embed stage's three 2-s crops (averaged): the mean is what the
-  default's pooling sees (model.pooling='mean'), mean + std what model.pooling='meanstd' sees;
+  report's pooling sees (model.pooling='mean'), mean + std what model.pooling='meanstd' sees;
 - BEATs token mean + std per frequency row: the same statistics over time only, one pair per row
-  of 16-bin patches. BEATs has no absolute position embedding, so a mean over every token
-  mixes the frequency bands; this row asks how much of the loss that mixing causes.
+  of 16-bin patches (what the default, model.pooling='frequency_rows', sees). BEATs has no
+  absolute position embedding, so a mean over every token mixes the frequency bands; this row
+  asks how much of the loss that mixing causes.
 No training and no choice tuned: it separates what the pre-trained priors know from what the
 rest of the method adds (docs/heldout.md, "Why it loses").
 """

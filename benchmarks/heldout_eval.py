@@ -39,11 +39,13 @@ VARIANTS = {
                       {'optim.learning_rate': 0.0, 'train.steps': 2}, None),
     'bank_raw': ("BEATs banks compared on raw distances (score.bank_calibration='none', the "
                  "report's)", {'score.bank_calibration': 'none'}, 'default'),
-    'meanstd_pooling': ('token mean and standard deviation pooled (model.pooling=meanstd) instead '
-                        'of the mean alone', {'model.pooling': 'meanstd'}, None),
-    'frequency_row_pooling': ('token mean and standard deviation over time per row of frequency '
-                              'patches (model.pooling=frequency_rows) instead of the mean over '
-                              'every token', {'model.pooling': 'frequency_rows'}, None),
+    'mean_pooling': ("the report's mean over every token (model.pooling=mean; the default until "
+                     '2026-12-02)', {'model.pooling': 'mean'}, None),
+    'meanstd_pooling': ('token mean and standard deviation over every token (model.pooling='
+                        'meanstd)', {'model.pooling': 'meanstd'}, None),
+    'frequency_row_pooling': ('mean and standard deviation over time per row of frequency patches '
+                              '(model.pooling=frequency_rows, as the default)',
+                              {'model.pooling': 'frequency_rows'}, None),
     'one_crop': ('one centred 2-s crop per clip embedded instead of three',
                  {'embed.windows': 1}, 'default'),
 }

@@ -366,8 +366,8 @@ def table(results: list[dict], peak: float) -> str:
     rows.setdefault(label(r['case']), {})[r['case']['framework'] if 'framework' in r['case']
                                           else 'jax'] = r
   header = ['case', 'JAX items/s', 'compile s', 'torch eager', 'torch.compile', 'sklearn',
-            'JAX / best ref', 'same, CPU time', '% of matmul peak (JAX / best ref)', 'limit items/s',
-            'peak MB (JAX / ref; GPU: device)']
+            'JAX / best ref', 'same, CPU time', '% of matmul peak (JAX / best ref)',
+            'limit items/s', 'peak MB (JAX / ref; GPU: device)']
   lines = [header]
   for name, by in rows.items():
     if name == 'matmul peak':
