@@ -48,9 +48,7 @@ def mean_pooling(x):
 def mean_std_pooling(x):
   """[B, N, D] -> [B, 2D]: mean and standard deviation over tokens. The spread keeps how much
   each feature varies over time and frequency, which the mean alone averages away."""
-  mean = x.mean(axis=1)
-  var = jnp.mean(jnp.square(x - mean[:, None]), axis=1)
-  return jnp.concatenate([mean, jnp.sqrt(jnp.maximum(var, 1e-6))], axis=-1)
+  return _mean_and_std_over_axis_1(x)
 
 
 def frequency_row_pooling(x, rows: int, leading: int = 0):
@@ -60,6 +58,12 @@ def frequency_row_pooling(x, rows: int, leading: int = 0):
   token mixes the frequency bands; keeping one pair of statistics per band row does not."""
   batch, _, dim = x.shape
   grid = x[:, leading:].reshape(batch, -1, rows, dim)
-  mean = grid.mean(axis=1)
-  var = jnp.mean(jnp.square(grid - mean[:, None]), axis=1)
-  return jnp.concatenate([mean, jnp.sqrt(jnp.maximum(var, 1e-6))], axis=-1).reshape(batch, -1)
+  return _mean_and_std_over_axis_1(grid).reshape(batch, -1)
+
+
+def _mean_and_std_over_axis_1(x):
+  """[B, N, ...] -> [B, ..., 2·last]: mean and standard deviation (floored at 1e-3) over axis 1,
+  concatenated along the last axis."""
+  mean = x.mean(axis=1)
+  var = jnp.mean(jnp.square(x - mean[:, None]), axis=1)
+  return jnp.concatenate([mean, jnp.sqrt(jnp.maximum(var, 1e-6))], axis=-1)
