@@ -137,4 +137,5 @@ def get_config() -> ml_collections.ConfigDict:
   config.baseline.epochs = 20  # 0 = no baseline systems (a faster run)
   config.baseline.batch_size = 256
   config.baseline.learning_rate = 1e-3
+  config.baseline.concurrent_machines = 0  # machine types whose AEs train at once; 0 = one per core
   return config

@@ -33,3 +33,34 @@ def test_scanned_epochs_equal_a_loop_of_single_steps():
   np.testing.assert_allclose(trained.errors(test), looped.errors(test), rtol=1e-5, atol=1e-4)
   untrained = autoencoder.TrainedAE(variables, {})
   assert not np.allclose(trained.errors(test), untrained.errors(test), atol=1e-2)
+
+
+def test_job_trains_machine_types_side_by_side_with_the_serial_scores(tmp_path):
+  """The job trains one AE per machine type in threads and shares one log-mel per clip with
+  the log-mel reference: the submissions must equal those of one thread (bit for bit), and the
+  reference those of `reference_scores` reading the files itself."""
+  from asd_jax import job as job_lib
+  from asd_jax.baselines import logmel_reference
+  from asd_jax.data import layout, synthetic
+  from asd_jax.evaluation import submission
+  from configs import default
+  root = str(tmp_path / 'data')
+  synthetic.generate(root, synthetic.SynthConfig(machines=('fan', 'valve'), clip_seconds=1.0,
+                                                 source_train=8, target_train=3,
+                                                 test_per_group=3))
+  manifest = layout.scan_dataset(root)
+  config = default.get_config()
+  config.baseline.epochs = 2
+  systems = ('baseline_mse', 'baseline_mahalanobis', 'reference_logmel')
+  scores = {}
+  for threads in (1, 2):
+    config.baseline.concurrent_machines = threads
+    job = job_lib.Job(config, str(tmp_path / f'threads{threads}'), progress=False)
+    assert job.baselines(manifest, 'inputs') + job.reference(manifest) == list(systems)
+    scores[threads] = {s: submission.read_scores(job.submission_dir(s)) for s in systems}
+  assert scores[1] == scores[2]
+  test = manifest.select(machine='fan', split='test')
+  _, direct = logmel_reference.reference_scores(manifest.select(machine='fan', split='train'),
+                                                test)
+  written = scores[2]['reference_logmel']['fan', '00']
+  np.testing.assert_allclose([written[c.file_name] for c in test], direct, rtol=1e-6)

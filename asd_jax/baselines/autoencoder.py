@@ -34,9 +34,8 @@ def log_mel(path: str, channel: int = 0, mono: str = 'duplicate') -> np.ndarray:
   return 10.0 * np.log10(np.maximum(mel, np.finfo(np.float64).eps))
 
 
-def clip_vectors(path: str, channel: int = 0, mono: str = 'duplicate') -> np.ndarray:
-  """[T − 4, 640] stacked log-mel vectors of one channel of a clip."""
-  frames = log_mel(path, channel, mono)
+def stacked_vectors(frames: np.ndarray, path: str) -> np.ndarray:
+  """[T − 4, 640]: every run of 5 consecutive frames of a [128, T] log-mel, side by side."""
   count = frames.shape[1] - FRAMES + 1
   if count < 1:
     raise ValueError(f'{path}: too short for {FRAMES} stacked frames')

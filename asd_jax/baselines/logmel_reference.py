@@ -16,15 +16,21 @@ from asd_jax.scoring.normal_reference import mahalanobis_scores
 
 def clip_features(path: str, channel: int = 0, mono: str = 'duplicate') -> np.ndarray:
   """[256]: per-bin mean and standard deviation over time of the clip's log-mel."""
-  frames = log_mel(path, channel, mono)
+  return frame_statistics(log_mel(path, channel, mono))
+
+
+def frame_statistics(frames: np.ndarray) -> np.ndarray:
+  """[256]: per-bin mean and standard deviation over time of a [128, T] log-mel."""
   return np.concatenate([frames.mean(axis=1), frames.std(axis=1)])
 
 
 def reference_scores(train_clips, test_clips, channel: int = 0, mono: str = 'duplicate',
-                     folds: int = 5) -> tuple[np.ndarray, np.ndarray]:
+                     folds: int = 5, log_mels=None) -> tuple[np.ndarray, np.ndarray]:
   """(out-of-fold scores of the normal training clips, test scores) of one machine type;
-  clips are `layout.Clip`s (banks keyed by section and domain)."""
-  train = np.stack([clip_features(c.path, channel, mono) for c in train_clips])
-  test = np.stack([clip_features(c.path, channel, mono) for c in test_clips])
+  clips are `layout.Clip`s (banks keyed by section and domain). `log_mels(clips)` gives their
+  log-mels where the caller has them already (the job computes them once for the baselines)."""
+  log_mels = log_mels or (lambda clips: [log_mel(c.path, channel, mono) for c in clips])
+  train = np.stack([frame_statistics(f) for f in log_mels(train_clips)])
+  test = np.stack([frame_statistics(f) for f in log_mels(test_clips)])
   return mahalanobis_scores(train, [(c.section, c.domain) for c in train_clips], test,
                             [c.section for c in test_clips], folds, 'none')
