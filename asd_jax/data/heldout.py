@@ -1,6 +1,6 @@
 """Held-out machine families: evaluation sets that no pre-training and no tuning has seen.
 
-Six families in two sets, none of them in the pre-training corpus (`corpus`) or the built-in
+Nine families in three sets, none of them in the pre-training corpus (`corpus`) or the built-in
 set (`synthetic`); `asd-jax synth --machines=pump,slider,conveyor ...` writes them as DCASE-style
 datasets, with the same microphones, domains and layout as the built-in data
 (benchmarks/heldout_eval.py writes and scores both sets). Their mechanisms,
@@ -14,13 +14,16 @@ import numpy as np
 from asd_jax.data import signals
 from asd_jax.data.signals import SAMPLE_RATE
 
-# The two evaluation sets: families, clip length and bank sizes differ from the built-in set's
+# The evaluation sets: families, clip length and bank sizes differ from the built-in set's
 # (4 s, 400 source + 10 target) and from each other. Keyword arguments of synthetic.SynthConfig.
 SETS = {
     'A': dict(machines=('pump', 'slider', 'conveyor'), clip_seconds=4.0, source_train=150,
               target_train=10, test_per_group=30),
     'B': dict(machines=('compressor', 'drill', 'stepper'), clip_seconds=3.0, source_train=80,
               target_train=5, test_per_group=30),
+    # Added on 2026-12-02 after the pooling choice was made on A and B: the confirmation set.
+    'C': dict(machines=('grinder', 'robot_arm', 'sewing_machine'), clip_seconds=5.0,
+              source_train=120, target_train=20, test_per_group=30),
 }
 
 
@@ -152,6 +155,77 @@ def stepper(attrs, anomaly, severity, rng, n):
   return x + 0.05 * signals.pink_noise(rng, n)
 
 
+def grinder(attrs, anomaly, severity, rng, n):
+  """Bench grinder: motor hum at the wheel's rotation, a hiss of sparks while a workpiece is
+  pressed on (bursts), its band set by the grit."""
+  t = np.arange(n) / SAMPLE_RATE
+  rot = attrs['rpm'] / 60 * rng.uniform(0.98, 1.02)
+  hum = signals.harmonics(rng, t, rot, 5, decay=1.5)
+  if anomaly == 'imbalance':  # the whole machine shakes once per turn
+    hum = hum * (1 + severity * 0.6 * np.sin(2 * np.pi * rot * t))
+  contact = np.zeros(n)
+  start = rng.uniform(0, 0.5)
+  while start < t[-1]:
+    length = rng.uniform(0.4, 1.2)
+    contact[int(start * SAMPLE_RATE):int((start + length) * SAMPLE_RATE)] = 1.0
+    start += length + rng.uniform(0.2, 0.8)
+  contact = np.convolve(contact, np.ones(800) / 800, mode='same')
+  low, high = {1: (1500.0, 5000.0), 2: (2500.0, 6500.0), 3: (3500.0, 7800.0)}[attrs['grit']]
+  x = 0.6 * hum + contact * signals.bandpass_noise(rng, n, low, high)
+  if anomaly == 'chipped_wheel':  # a chip strikes the workpiece once per turn
+    x = x + severity * 1.5 * contact * signals.impulse_train(rng, t, rot, 3300, 500, jitter=0.0)
+  return x + 0.05 * signals.pink_noise(rng, n)
+
+
+def robot_arm(attrs, anomaly, severity, rng, n):
+  """Pick-and-place arm: moves with a bell-shaped speed profile (servo whine and gear mesh whose
+  pitch follows the speed), pauses in between; the payload loads the motors."""
+  t = np.arange(n) / SAMPLE_RATE
+  speed = np.zeros(n)
+  start = rng.uniform(0, 0.3)
+  moves = []
+  while start < t[-1]:
+    length = rng.uniform(0.3, 0.8) / attrs['spd']
+    inside = (t >= start) & (t < start + length)
+    speed[inside] = np.sin(np.pi * (t[inside] - start) / length)**2
+    moves.append((start, start + length))
+    start += length + rng.uniform(0.15, 0.5)
+  pitch = 150 + 500 * speed * attrs['spd']
+  phase = np.cumsum(pitch) / SAMPLE_RATE
+  x = speed * (np.sin(2 * np.pi * phase) + 0.5 * np.sin(2 * np.pi * 7 * phase))
+  x = x + 0.2 * attrs['load'] * speed * np.sin(2 * np.pi * 50 * t)
+  x = x + 0.2 * speed * signals.bandpass_noise(rng, n, 200, 2000)
+  if anomaly == 'backlash':  # gear teeth knock as each move starts and stops
+    knocks = _hits(n, [edge for move in moves for edge in move])
+    x = x + severity * 3.0 * signals.resonate(knocks, [2800.0, 4600.0], [250.0, 400.0])
+  elif anomaly == 'servo_hunting':  # the held position oscillates while the arm pauses
+    x = x + severity * 0.6 * (speed < 0.05) * np.sin(2 * np.pi * 180 * t) * (
+        0.5 + 0.5 * np.sin(2 * np.pi * 8 * t))
+  return x + 0.04 * signals.pink_noise(rng, n)
+
+
+def sewing_machine(attrs, anomaly, severity, rng, n):
+  """Industrial sewing machine: a needle strike per stitch ringing the frame, the motor's whine
+  at a multiple of the stitch rate; denser fabric damps and lowers the strikes."""
+  t = np.arange(n) / SAMPLE_RATE
+  rate = attrs['sps'] * rng.uniform(0.98, 1.02)
+  stitches = _periodic(rng, t[-1], rate, 0.01)
+  strength = np.ones(len(stitches))
+  if anomaly == 'skipped_stitch':  # the hook misses: some strikes fall out
+    strength[rng.uniform(size=len(stitches)) < severity * 0.8] = 0.0
+  strikes = np.zeros(n)
+  idx = (stitches * SAMPLE_RATE).astype(int)
+  keep = (idx >= 0) & (idx < n)
+  np.add.at(strikes, idx[keep], strength[keep])
+  frame = {1: [2400.0, 3800.0], 2: [1900.0, 3200.0]}[attrs['fab']]
+  x = signals.resonate(strikes, frame, [120.0 * attrs['fab'], 200.0 * attrs['fab']])
+  x = x + 0.4 * signals.harmonics(rng, t, 4 * rate, 5)
+  if anomaly == 'dry_bearing':  # a squeak that swells with each stitch
+    squeak = np.sin(2 * np.pi * rng.uniform(4500, 5500) * t)
+    x = x + severity * 0.8 * (0.5 + 0.5 * np.cos(2 * np.pi * rate * t)) * squeak
+  return x + 0.05 * signals.pink_noise(rng, n)
+
+
 FAMILIES = {
     # name: (sound, ((attribute, source values, target values) × 2), anomalies)
     'pump': (pump, (('spm', (6, 9), (12,)), ('prs', (1, 3), (2,))), ('cavitation', 'valve_wear')),
@@ -163,4 +237,10 @@ FAMILIES = {
     'drill': (drill, (('spd', (20, 30), (25,)), ('mat', (1, 2), (3,))), ('dull_bit', 'bearing')),
     'stepper': (stepper, (('pps', (400, 600), (800,)), ('ratio', (3, 5), (4,))),
                 ('missed_steps', 'resonance')),
+    'grinder': (grinder, (('rpm', (2900, 3500), (3200,)), ('grit', (1, 2), (3,))),
+                ('imbalance', 'chipped_wheel')),
+    'robot_arm': (robot_arm, (('spd', (1, 2), (3,)), ('load', (1, 3), (2,))),
+                  ('backlash', 'servo_hunting')),
+    'sewing_machine': (sewing_machine, (('sps', (10, 15), (20,)), ('fab', (1, 2), (1,))),
+                       ('skipped_stitch', 'dry_bearing')),
 }
