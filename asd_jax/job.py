@@ -298,8 +298,9 @@ def run_job(config, data_dir: str | None, workdir: str, progress: bool = True,
     print(f'process {jax.process_index()}: trained and embedded; process 0 scores and writes '
           'the outputs')
     return job
+  recipe = {k: v for k, v in config.baseline.items() if k != 'concurrent_machines'}  # not scores
   baseline_inputs = embed.inputs_identity(
-      manifest.clips, ['baseline', config.seed, config.data.mono, config.baseline.to_json()])
+      manifest.clips, ['baseline', config.seed, config.data.mono, recipe])
   systems = job.baselines(manifest, baseline_inputs)
   systems += job.reference(manifest)
   systems += job.score(manifest, embeddings)
