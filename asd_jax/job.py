@@ -43,7 +43,7 @@ class Job:
     self.workdir = os.path.abspath(workdir)
     self.progress = progress
     self.timings: dict[str, float] = {}
-    self._log_mels: dict[str, np.ndarray] = {}  # clip path -> baseline log-mel
+    self._reference_features: dict[str, np.ndarray] = {}  # clip path -> log-mel statistics
 
   @contextlib.contextmanager
   def stage(self, name: str):
@@ -172,16 +172,25 @@ class Job:
         written.append(system.name)
     return written
 
-  def near_field_log_mels(self, clips) -> list[np.ndarray]:
-    """The baselines' log-mel of each clip's baseline channel, computed once per run: the AE
-    baselines and the log-mel reference share the front end."""
-    from asd_jax.baselines import autoencoder
+  def baseline_log_mels(self, clips) -> list[np.ndarray]:
+    """The baselines' log-mel of each clip's baseline channel. Their per-bin statistics, the
+    log-mel reference's features, are kept (256 numbers a clip), so the reference stage needs
+    no second pass over the audio."""
+    from asd_jax.baselines import autoencoder, logmel_reference
     c = self.config.baseline
-    for clip in clips:
-      if clip.path not in self._log_mels:
-        self._log_mels[clip.path] = autoencoder.log_mel(clip.path, c.channel,
-                                                        self.config.data.mono)
-    return [self._log_mels[clip.path] for clip in clips]
+    frames = [autoencoder.log_mel(clip.path, c.channel, self.config.data.mono) for clip in clips]
+    for clip, f in zip(clips, frames):
+      self._reference_features[clip.path] = logmel_reference.frame_statistics(f)
+    return frames
+
+  def reference_features(self, clips) -> np.ndarray:
+    """[n, 256] log-mel reference features of the clips: kept from the baselines, else read."""
+    from asd_jax.baselines import logmel_reference
+    c = self.config.baseline
+    return np.stack([self._reference_features[clip.path] if clip.path in self._reference_features
+                     else logmel_reference.clip_features(clip.path, c.channel,
+                                                         self.config.data.mono)
+                     for clip in clips])
 
   def baseline_machine(self, manifest, machine: str) -> tuple[dict, dict]:
     """One machine type's AE: trained on its normal clips, then ({machine: (test MSE scores,
@@ -191,13 +200,13 @@ class Job:
     train = manifest.select(machine=machine, split='train')
     test = manifest.select(machine=machine, split='test')
     vectors = [autoencoder.stacked_vectors(f, x.path)
-               for x, f in zip(train, self.near_field_log_mels(train))]
+               for x, f in zip(train, self.baseline_log_mels(train))]
     domains = np.concatenate([[x.domain] * len(v) for x, v in zip(train, vectors)])
     ae = autoencoder.train_autoencoder(np.concatenate(vectors), domains, c.epochs,
                                        c.batch_size, c.learning_rate, self.config.seed)
     ref = np.array([ae.scores(v) for v in vectors])
     got = np.array([ae.scores(autoencoder.stacked_vectors(f, x.path))
-                    for x, f in zip(test, self.near_field_log_mels(test))])
+                    for x, f in zip(test, self.baseline_log_mels(test))])
     mse, maha = ({machine: (got[:, column], gamma_threshold(
         ref[:, column], self.config.score.decision_quantile))} for column in (0, 1))
     return mse, maha
@@ -236,7 +245,7 @@ class Job:
         ref, test = logmel_reference.reference_scores(
             manifest.select(machine=machine, split='train'),
             manifest.select(machine=machine, split='test'),
-            folds=self.config.score.mahalanobis_folds, log_mels=self.near_field_log_mels)
+            folds=self.config.score.mahalanobis_folds, features=self.reference_features)
         per_machine[machine] = (test, gamma_threshold(ref, self.config.score.decision_quantile))
       self.write_system(REFERENCE, manifest, per_machine)
     return [REFERENCE]

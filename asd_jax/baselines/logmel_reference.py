@@ -25,12 +25,12 @@ def frame_statistics(frames: np.ndarray) -> np.ndarray:
 
 
 def reference_scores(train_clips, test_clips, channel: int = 0, mono: str = 'duplicate',
-                     folds: int = 5, log_mels=None) -> tuple[np.ndarray, np.ndarray]:
+                     folds: int = 5, features=None) -> tuple[np.ndarray, np.ndarray]:
   """(out-of-fold scores of the normal training clips, test scores) of one machine type;
-  clips are `layout.Clip`s (banks keyed by section and domain). `log_mels(clips)` gives their
-  log-mels where the caller has them already (the job computes them once for the baselines)."""
-  log_mels = log_mels or (lambda clips: [log_mel(c.path, channel, mono) for c in clips])
-  train = np.stack([frame_statistics(f) for f in log_mels(train_clips)])
-  test = np.stack([frame_statistics(f) for f in log_mels(test_clips)])
-  return mahalanobis_scores(train, [(c.section, c.domain) for c in train_clips], test,
-                            [c.section for c in test_clips], folds, 'none')
+  clips are `layout.Clip`s (banks keyed by section and domain). `features(clips)` gives their
+  [n, 256] `frame_statistics` where the caller has them already (the job keeps them from the
+  baselines' log-mels)."""
+  features = features or (lambda clips: np.stack([clip_features(c.path, channel, mono)
+                                                  for c in clips]))
+  return mahalanobis_scores(features(train_clips), [(c.section, c.domain) for c in train_clips],
+                            features(test_clips), [c.section for c in test_clips], folds, 'none')

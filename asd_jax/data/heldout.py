@@ -3,7 +3,7 @@
 Nine families in three sets, none of them in the pre-training corpus (`corpus`) or the built-in
 set (`synthetic`); `asd-jax synth --machines=pump,slider,conveyor ...` writes them as DCASE-style
 datasets, with the same microphones, domains and layout as the built-in data
-(benchmarks/heldout_eval.py writes and scores both sets). Their mechanisms,
+(benchmarks/heldout_eval.py writes and scores every set). Their mechanisms,
 attributes, anomalies and severity were fixed before any system was scored on them, and are not
 to be changed to suit a result (docs/heldout.md).
 """
