@@ -122,6 +122,8 @@ class Job:
         summary = loop.train_branch(self.config, branch, manifest, self.workdir, self.progress)
         if summary['skipped']:
           print(f'{branch}: already trained ({summary["steps"]} steps)')
+        elif summary['steps'] == 0:
+          print(f'{branch}: no adaptation (config.train.steps=0): the initial state is kept')
         elif summary['resumed_from']:
           print(f'{branch}: resumed from step {summary["resumed_from"]}')
 

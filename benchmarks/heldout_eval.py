@@ -34,9 +34,8 @@ VARIANTS = {
     'random_init': ('random frozen encoders, LoRA and heads trained',
                     {'beats.checkpoint': '', 'audiomae.checkpoint': '', 'pretrain.steps': 0},
                     None),
-    'no_adaptation': ('shipped encoders, LoRA and heads not trained (learning rate 0): the '
-                      'frozen priors, pooled and randomly projected',
-                      {'optim.learning_rate': 0.0, 'train.steps': 2}, None),
+    'no_adaptation': ('shipped encoders, LoRA and heads not trained (train.steps=0): the '
+                      'frozen priors, pooled and randomly projected', {'train.steps': 0}, None),
     'bank_raw': ("BEATs banks compared on raw distances (score.bank_calibration='none', the "
                  "report's)", {'score.bank_calibration': 'none'}, 'default'),
     'mean_pooling': ("the report's mean over every token (model.pooling=mean; the default until "

@@ -110,3 +110,24 @@ def test_default_config_trains_on_the_shipped_encoders(data, tmp_path):
   job.run_job(config, data, workdir, progress=False)
   assert not os.path.exists(os.path.join(workdir, 'pretrained'))
   assert sorted(os.listdir(os.path.join(workdir, 'submission'))) == SYSTEMS[2:]
+
+
+def test_zero_training_steps_keep_the_initial_branch(data, tmp_path):
+  """config.train.steps=0 (no adaptation) writes the initial state as the branch's checkpoint:
+  the embed stage reads exactly the untrained LoRA, gate, projection and heads, and a rerun
+  finds it done."""
+  import jax
+  import numpy as np
+  from asd_jax.data import layout
+  from asd_jax.train import loop
+  config = tiny_config(shipped_encoders=True)
+  config.train.steps = 0
+  manifest = layout.scan_dataset(data)
+  workdir = str(tmp_path / 'w')
+  assert loop.train_branch(config, 'beats', manifest, workdir, progress=False)['steps'] == 0
+  loaded = loop.load_trained(config, 'beats', manifest, workdir)
+  initial, _, _ = loop.initial_branch(config, 'beats', loop.label_space(manifest, workdir), 0,
+                                      workdir)
+  assert int(loaded.state.step) == 0
+  jax.tree.map(np.testing.assert_array_equal, loaded.state.trainable, initial.state.trainable)
+  assert loop.train_branch(config, 'beats', manifest, workdir, progress=False)['skipped']

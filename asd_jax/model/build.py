@@ -54,8 +54,9 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   if config.train.batch_size % num_devices:
     raise ConfigError(f'config.train.batch_size {config.train.batch_size} does not split over '
                       f'{num_devices} devices')
-  if config.train.steps <= 0 or config.train.batch_size <= 0:
-    raise ConfigError('config.train.steps and config.train.batch_size must be positive')
+  if config.train.steps < 0 or config.train.batch_size <= 0:
+    raise ConfigError('config.train.steps must be >= 0 (0: no adaptation) and '
+                      'config.train.batch_size positive')
   if config.pretrain.steps < 0 or not 0.0 < config.pretrain.mask_ratio < 1.0:
     raise ConfigError('config.pretrain: steps must be >= 0 and mask_ratio in (0, 1)')
   if config.score.bank_calibration not in BANK_CALIBRATIONS:

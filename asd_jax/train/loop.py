@@ -186,6 +186,9 @@ def train_branch(config: ml_collections.ConfigDict, branch: str, manifest: Manif
     logging.info('%s: resumed from step %d', branch, int(state.step))
   start_step = int(state.step)
   if start_step >= total:
+    if manager.latest_step() is None:  # train.steps=0: the initial state is the branch
+      checkpointing.save(manager, state, iterator)
+      return {'branch': branch, 'steps': 0, 'resumed_from': 0, 'skipped': False}
     return {'branch': branch, 'steps': start_step, 'resumed_from': start_step, 'skipped': True}
   log = MetricsLog(os.path.join(out_dir, 'metrics.jsonl'), start_step)
   mesh = step_lib.data_mesh()

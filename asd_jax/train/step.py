@@ -35,8 +35,11 @@ class TrainState:
 
 def make_optimizer(optim, total_steps: int) -> tuple[optax.GradientTransformation, Any]:
   """AdamW with linear warm-up and cosine decay, after global-norm gradient clipping."""
-  schedule = optax.warmup_cosine_decay_schedule(
-      0.0, optim.learning_rate, min(optim.warmup_steps, max(total_steps - 1, 1)), total_steps)
+  if total_steps < 2:  # nothing to warm up and decay over: one step at the peak, or none
+    schedule = optax.constant_schedule(optim.learning_rate)
+  else:
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0, optim.learning_rate, min(optim.warmup_steps, total_steps - 1), total_steps)
   tx = optax.chain(optax.clip_by_global_norm(optim.grad_clip_norm),
                    optax.adamw(schedule, weight_decay=optim.weight_decay))
   return tx, schedule
