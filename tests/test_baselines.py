@@ -36,9 +36,9 @@ def test_scanned_epochs_equal_a_loop_of_single_steps():
 
 
 def test_job_trains_machine_types_side_by_side_with_the_serial_scores(tmp_path):
-  """The job trains one AE per machine type in threads and shares one log-mel per clip with
-  the log-mel reference: the submissions must equal those of one thread (bit for bit), and the
-  reference those of `reference_scores` reading the files itself."""
+  """The job trains one AE per machine type in threads, and the log-mel reference takes its
+  features from the baselines' log-mels: the submissions must equal those of one thread (bit
+  for bit), and the reference those of `reference_scores` reading the files itself."""
   from asd_jax import job as job_lib
   from asd_jax.baselines import logmel_reference
   from asd_jax.data import layout, synthetic
