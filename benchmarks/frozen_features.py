@@ -37,6 +37,7 @@ def clip_features(clip, beats, audiomae) -> dict[str, np.ndarray]:
   """{feature name: vector} of one clip's near channel."""
   from asd_jax.audio import fbank as fbank_lib
   from asd_jax.baselines.logmel_reference import clip_features as logmel_features
+  from asd_jax.baselines.logmel_reference import frame_statistics
   from asd_jax.data.pipeline import fit_length, read_wave, window_offsets
   near = read_wave(clip.path, 'duplicate')[:1]
   crop = int(CROP_SECONDS * 16000)
@@ -44,7 +45,7 @@ def clip_features(clip, beats, audiomae) -> dict[str, np.ndarray]:
                           for offset in window_offsets(near.shape[1], crop, CROPS)])
   fbank = np.asarray(fbank_lib.encoder_fbank(near, beats.preset, beats.config.num_mel_bins))[0]
   out = {'log-mel mean + std': logmel_features(clip.path),
-         'BEATs fbank mean + std': np.concatenate([fbank.mean(0), fbank.std(0)])}
+         'BEATs fbank mean + std': frame_statistics(fbank.T)}
   for name, encoder in (('BEATs', beats), ('AudioMAE', audiomae)):
     tokens = np.asarray(encoder(crops))  # [crops, N, D]
     out[f'{name} token mean'] = tokens.mean(1).mean(0)
