@@ -1,6 +1,6 @@
 """Held-out machine families: evaluation sets that no pre-training and no tuning has seen.
 
-Nine families in three sets, none of them in the pre-training corpus (`corpus`) or the built-in
+Twelve families in four sets, none of them in the pre-training corpus (`corpus`) or the built-in
 set (`synthetic`); `asd-jax synth --machines=pump,slider,conveyor ...` writes them as DCASE-style
 datasets, with the same microphones, domains and layout as the built-in data
 (benchmarks/heldout_eval.py writes and scores every set). Their mechanisms,
@@ -24,7 +24,20 @@ SETS = {
     # Added on 2026-12-02 after the pooling choice was made on A and B: the confirmation set.
     'C': dict(machines=('grinder', 'robot_arm', 'sewing_machine'), clip_seconds=5.0,
               source_train=120, target_train=20, test_per_group=30),
+    # Added on 2026-12-02 (evening), before any system was scored on it: confirms or refutes
+    # "no adaptation beats LoRA + ArcFace", which was stated after A, B and C had been scored.
+    'D': dict(machines=('centrifuge', 'printer', 'chain_drive'), clip_seconds=6.0,
+              source_train=100, target_train=8, test_per_group=30),
 }
+
+# Each family's random stream number (synthetic._clip_rng), frozen so that adding a family
+# changes no clip of another. A and B were generated while their six families were numbered in
+# sorted order; C was generated after its three had been sorted in among them, which renumbered
+# pump, slider and stepper (hence the shared numbers: streams of different families need not
+# differ). New families take new numbers.
+STREAMS = {'compressor': 0, 'conveyor': 1, 'drill': 2, 'pump': 3, 'slider': 4, 'stepper': 5,
+           'grinder': 3, 'robot_arm': 5, 'sewing_machine': 6,
+           'centrifuge': 9, 'printer': 10, 'chain_drive': 11}
 
 
 def _hits(n, times):
@@ -226,6 +239,75 @@ def sewing_machine(attrs, anomaly, severity, rng, n):
   return x + 0.05 * signals.pink_noise(rng, n)
 
 
+def centrifuge(attrs, anomaly, severity, rng, n):
+  """Laboratory centrifuge: the rotor's tone and harmonics, windage noise that grows with the
+  speed, the drive's switching whine; a heavier load strengthens the third harmonic."""
+  t = np.arange(n) / SAMPLE_RATE
+  rot = attrs['rpm'] / 60 * rng.uniform(0.99, 1.01)
+  x = signals.harmonics(rng, t, rot, 4, decay=1.2)
+  x = x + 0.15 * attrs['vol'] * np.sin(2 * np.pi * 3 * rot * t + rng.uniform(0, 2 * np.pi))
+  x = x + 0.3 * rot / 100 * signals.bandpass_noise(rng, n, 400, 4000)
+  x = x + 0.1 * np.sin(2 * np.pi * rng.uniform(3700, 3900) * t)
+  if anomaly == 'unbalance':  # an uneven load: the housing sways and thumps once per turn
+    thumps = _hits(n, _periodic(rng, t[-1], rot, 0.002))
+    x = x * (1 + severity * 0.5 * np.sin(2 * np.pi * rot * t))
+    x = x + severity * 1.0 * signals.resonate(thumps, [150.0, 320.0], [25.0, 50.0])
+  elif anomaly == 'lid_rattle':  # a loose lid buzzes against its latch, on and off
+    buzz = np.repeat(rng.uniform(size=n // 1600 + 1) < 0.5, 1600)[:n]
+    taps = _hits(n, _periodic(rng, t[-1], rot, 0.05))
+    x = x + severity * 1.5 * buzz * signals.resonate(taps, [2600.0], [180.0])
+  return x + 0.03 * signals.pink_noise(rng, n)
+
+
+def printer(attrs, anomaly, severity, rng, n):
+  """Dot-matrix printer: the head sweeps across a line (the carriage motor's whine, the pins'
+  buzz while they print), the paper feeds (a short ratchet) and the next line starts. Letter
+  quality fires the pins more densely at half the column rate."""
+  t = np.arange(n) / SAMPLE_RATE
+  line = 40 / attrs['cps'] * rng.uniform(0.95, 1.05)  # seconds to print one line
+  period = line + 0.12
+  phase = (t + rng.uniform(0, period)) % period
+  printing = phase < line
+  speed = np.ones(n)
+  if anomaly == 'carriage_bind':  # a dirty rail: the carriage stutters at one point of each line
+    bind = (phase > 0.5 * line) & (phase < 0.5 * line + 0.04)
+    speed[bind] = 1 - 0.8 * severity
+  columns = _periodic(rng, t[-1], attrs['cps'] * 9 / attrs['mode'], 0.02)
+  fired = rng.uniform(size=len(columns)) < {1: 0.5, 2: 0.8}[attrs['mode']]
+  pins = _hits(n, columns[fired]) * printing
+  x = signals.resonate(pins, [1800.0, 3500.0], [200.0, 400.0])
+  motion = np.cumsum(attrs['cps'] * 12 * speed) / SAMPLE_RATE
+  x = x + 0.3 * printing * (np.sin(2 * np.pi * motion) + 0.5 * np.sin(4 * np.pi * motion))
+  ratchet = _hits(n, _periodic(rng, t[-1], 60.0, 0.05)) * ~printing
+  x = x + 0.6 * signals.resonate(ratchet, [1200.0], [150.0])
+  if anomaly == 'carriage_bind':  # and knocks as it catches
+    catches = np.flatnonzero(np.diff(speed) < 0) / SAMPLE_RATE
+    x = x + severity * 1.5 * signals.resonate(_hits(n, catches), [220.0, 480.0], [40.0, 80.0])
+  elif anomaly == 'stuck_pin':  # a pin that does not retract drags on the ribbon
+    x = x + severity * 0.6 * printing * signals.bandpass_noise(rng, n, 5000, 7000)
+  return x + 0.05 * signals.pink_noise(rng, n)
+
+
+def chain_drive(attrs, anomaly, severity, rng, n):
+  """Roller chain over two sprockets, geared down from a motor: a click as each roller seats
+  in a tooth (the mesh rate), the motor's hum, the slack side's slap once per sprocket turn."""
+  t = np.arange(n) / SAMPLE_RATE
+  rot = attrs['rpm'] / 60 * rng.uniform(0.98, 1.02)  # sprocket turns per second
+  mesh = rot * attrs['teeth']
+  jitter = 0.03 + (0.25 * severity if anomaly == 'stretched_chain' else 0.0)
+  seats = _hits(n, _periodic(rng, t[-1], mesh, jitter))
+  x = signals.resonate(seats, [950.0, 2300.0], [90.0, 200.0])
+  x = x + 0.4 * signals.harmonics(rng, t, 20 * rot, 6)
+  slap = 0.5 + 0.5 * np.sin(2 * np.pi * rot * t + rng.uniform(0, 2 * np.pi))
+  x = x + 0.4 * slap * signals.bandpass_noise(rng, n, 80, 400)
+  if anomaly == 'stretched_chain':  # worn links ride up the teeth and jump once per loop
+    jumps = _hits(n, _periodic(rng, t[-1], mesh / 48))
+    x = x + severity * 1.0 * signals.resonate(jumps, [140.0], [30.0])
+  elif anomaly == 'dry_chain':  # unlubricated rollers squeak as they seat
+    x = x + severity * 1.2 * signals.resonate(seats, [rng.uniform(4500, 6000)], [60.0])
+  return x + 0.05 * signals.pink_noise(rng, n)
+
+
 FAMILIES = {
     # name: (sound, ((attribute, source values, target values) × 2), anomalies)
     'pump': (pump, (('spm', (6, 9), (12,)), ('prs', (1, 3), (2,))), ('cavitation', 'valve_wear')),
@@ -243,4 +325,10 @@ FAMILIES = {
                   ('backlash', 'servo_hunting')),
     'sewing_machine': (sewing_machine, (('sps', (10, 15), (20,)), ('fab', (1, 2), (1,))),
                        ('skipped_stitch', 'dry_bearing')),
+    'centrifuge': (centrifuge, (('rpm', (3000, 4500), (6000,)), ('vol', (1, 2), (3,))),
+                   ('unbalance', 'lid_rattle')),
+    'printer': (printer, (('cps', (100, 150), (200,)), ('mode', (1, 2), (2,))),
+                ('carriage_bind', 'stuck_pin')),
+    'chain_drive': (chain_drive, (('rpm', (60, 90), (120,)), ('teeth', (15, 19), (17,))),
+                    ('stretched_chain', 'dry_chain')),
 }

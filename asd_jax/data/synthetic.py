@@ -167,7 +167,7 @@ def _clip_plan(config: SynthConfig):
 
 def _clip_rng(config, machine, split, domain, label, index):
   family = (sorted(MACHINES).index(machine) if machine in MACHINES
-            else 100 + sorted(heldout.FAMILIES).index(machine))
+            else 100 + heldout.STREAMS[machine])
   key = [config.seed, family, ('train', 'test').index(split),
          ('source', 'target').index(domain), ('normal', 'anomaly').index(label), index]
   return np.random.default_rng(np.random.SeedSequence(key))
