@@ -259,8 +259,8 @@ def test_window_offsets_span_the_clip():
 
 
 def test_model_outputs_average_the_windows_of_each_clip(train_records):
-  """Three 1-s crops of a 2-s clip (starts 0, 0.5, 1 s): each output is the mean over them, in
-  both channel modes, against crops cut here by hand (exact up to float32 rounding)."""
+  """Three 1-s crops of a 2-s clip (starts 0, 0.5, 1 s): each output is the mean over them,
+  against crops cut here by hand (exact up to float32 rounding)."""
   from asd_jax.inference import embed
   clips, _ = train_records
   audio = pipeline.AudioConfig(clip_seconds=1.0, eval_windows=3)
@@ -268,15 +268,14 @@ def test_model_outputs_average_the_windows_of_each_clip(train_records):
   def predict(params, wave):  # [B, 2, S] -> per-channel energy and the first sample
     return {'energy': (wave**2).mean(-1), 'first': wave[:, :, 0]}
 
-  for mode, channels in (('two_channel', [0, 1]), ('left_duplicated', [0, 0])):
-    out = embed.model_outputs(predict, None, clips[:5], audio, batch_size=2, mode=mode)
-    for i, clip in enumerate(clips[:5]):
-      crops = [pipeline.read_wave(clip.path, 'error')[channels, start:start + 16000]
-               for start in (0, 8000, 16000)]
-      np.testing.assert_allclose(out['energy'][i], np.mean([(c**2).mean(-1) for c in crops], 0),
-                                 rtol=1e-5)
-      np.testing.assert_allclose(out['first'][i], np.mean([c[:, 0] for c in crops], 0),
-                                 rtol=1e-5, atol=1e-7)
+  out = embed.model_outputs(predict, None, clips[:5], audio, batch_size=2)
+  for i, clip in enumerate(clips[:5]):
+    crops = [pipeline.read_wave(clip.path, 'error')[:, start:start + 16000]
+             for start in (0, 8000, 16000)]
+    np.testing.assert_allclose(out['energy'][i], np.mean([(c**2).mean(-1) for c in crops], 0),
+                               rtol=1e-5)
+    np.testing.assert_allclose(out['first'][i], np.mean([c[:, 0] for c in crops], 0),
+                               rtol=1e-5, atol=1e-7)
 
 
 def test_a_simple_detector_finds_anomalies_but_not_trivially(tmp_path):

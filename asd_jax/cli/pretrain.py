@@ -32,7 +32,7 @@ def main(argv):
     _CONFIG.value[kind].checkpoint = ''
   config = common.prepared_config(_CONFIG)
   from asd_jax.evaluation import plots
-  from asd_jax.train.corpus_pretrain import loss_curve, pretrain_on_corpus
+  from asd_jax.train.corpus_pretrain import pretrain_on_corpus
   unknown = set(_BRANCHES.value) - set(ENCODER_KINDS)
   if unknown:
     common.fail(f'--branches: unknown {sorted(unknown)}; choose from {list(ENCODER_KINDS)}')
@@ -43,7 +43,7 @@ def main(argv):
     summary = pretrain_on_corpus(config, branch, _WORKDIR.value,
                                  os.path.join(_OUTPUT.value, branch), _STEPS.value, _POOL.value,
                                  _SEED.value, _SAVE.value)
-    curves[branch] = loss_curve(_WORKDIR.value, branch)
+    curves[branch] = summary['curve']
     print(f"{branch}: {summary['steps']} steps, final {summary['final']}; "
           f"{os.path.join(_OUTPUT.value, branch)}")
   print('loss curves:', plots.plot_loss_curves(os.path.join(_WORKDIR.value, 'loss_curve.png'),

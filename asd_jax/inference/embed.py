@@ -38,8 +38,8 @@ def embedding_identity(clips: list[Clip], step: int, audio: pipeline.AudioConfig
 
 
 def model_outputs(predict, params, clips: list[Clip], audio: pipeline.AudioConfig,
-                  batch_size: int, mode: str = TWO_CHANNEL, num_workers: int = 0,
-                  progress: bool = False, desc: str = 'predict') -> dict[str, np.ndarray]:
+                  batch_size: int, num_workers: int = 0, progress: bool = False,
+                  desc: str = 'predict') -> dict[str, np.ndarray]:
   """Every output of `predict(params, wave [B, 2, S]) -> {name: [B, ...]}` for all clips, in
   evaluation mode (no augmentation), each the mean over the clip's `audio.eval_windows` crops;
   rows in the order of `clips`."""
@@ -52,8 +52,6 @@ def model_outputs(predict, params, clips: list[Clip], audio: pipeline.AudioConfi
   for batch in tqdm(batches, total=-(-len(clips) // batch_size), desc=desc, unit='batch',
                     disable=not progress):
     wave = batch['wave']  # [B, W, 2, S]
-    if mode == LEFT_DUPLICATED:
-      wave = np.repeat(wave[:, :, :1], 2, axis=2)
     rows, windows = wave.shape[:2]
     valid = batch['valid']
     outputs = jax.device_get(predict(params, wave.reshape(rows * windows, *wave.shape[2:])))
@@ -77,7 +75,7 @@ def extract(model, params, clips: list[Clip], audio: pipeline.AudioConfig, batch
 
   processes, index = jax.process_count(), jax.process_index()
   mine = model_outputs(jax.jit(predict), params, clips[index::processes], audio, batch_size,
-                       TWO_CHANNEL, num_workers, progress and index == 0, 'embed')
+                       num_workers, progress and index == 0, 'embed')
   if processes == 1:
     return mine
   return {mode: gather_strided(rows, len(clips)) for mode, rows in mine.items()}

@@ -61,7 +61,8 @@ def pretrain_on_corpus(config: ml_collections.ConfigDict, branch: str, workdir: 
                        save_every: int = 500, progress: bool = True) -> dict:
   """Pre-trains config.<branch>.tiny on the corpus and writes the encoder to `output_dir` as a
   converted-checkpoint folder; W/<branch>/ keeps the Orbax checkpoints and loss.jsonl.
-  Returns the run's summary (also written to W/<branch>/summary.json)."""
+  Returns the run's summary (also written to W/<branch>/summary.json) and, under 'curve', every
+  logged step's metrics."""
   from tqdm import tqdm
   config = ml_collections.ConfigDict(config.to_dict())
   config[branch].checkpoint = ''  # the tiny architecture, randomly initialised
@@ -107,4 +108,4 @@ def pretrain_on_corpus(config: ml_collections.ConfigDict, branch: str, workdir: 
              round(time.perf_counter() - began, 1), 'resumed_from': start,
              'final': curve[-1] if curve else {}, 'tiny': config[branch].tiny.to_dict()}
   atomic_write_text(os.path.join(run_dir, 'summary.json'), json.dumps(summary, indent=2))
-  return summary
+  return {**summary, 'curve': curve}
