@@ -93,7 +93,7 @@ def test_unlabelled_data_gets_a_submission_but_no_results(data, tmp_path, capsys
     assert f.readline().startswith('section_00_0000.wav,')
 
 
-def test_default_config_trains_on_the_shipped_encoders(data, tmp_path):
+def test_default_config_uses_the_shipped_encoders(data, tmp_path):
   """The default starts from asd_jax/pretrained (made with the config's `tiny` sizes): no
   per-dataset pre-training stage."""
   from asd_jax.model.build import BeatsConfig, AudioMAEConfig, encoder_config

@@ -30,6 +30,7 @@ def tiny_config(**train):
   config.data.clip_seconds = 1.0
   config.train.batch_size = 8
   config.model.embed_dim = 32
+  config.train.steps = 150  # a training run (the tiny default itself does not train)
   for key, value in train.items():
     config.train[key] = value
   return config

@@ -5,7 +5,9 @@ asd-jax train --data_dir=D --workdir=W [--config=configs/X.py --config.field=val
 Trains the configured branches (config.branches) over all machine types: both channels through
 the LoRA-adapted encoder, gated fusion, ArcFace attribute + domain heads. Writes
 W/train/<branch>/checkpoints (Orbax) and W/train/<branch>/metrics.jsonl. Rerunning resumes from
-the newest checkpoint; a finished branch is skipped.
+the newest checkpoint; a finished branch is skipped. The tiny default (configs/default.py) sets
+config.train.steps=0, no adaptation: the initial state is written as the checkpoint; give
+--config.train.steps=150 to train it as the report's recipe does.
 """
 from absl import flags
 
@@ -37,7 +39,11 @@ def main(argv):
       summary = loop.train_branch(config, branch, manifest, _WORKDIR.value)
     except WorkdirError as e:
       common.fail(str(e))
-    state = 'already finished' if summary['skipped'] else (
-        f"trained to step {summary['steps']}" +
-        (f" (resumed from {summary['resumed_from']})" if summary['resumed_from'] else ''))
+    if summary['skipped']:
+      state = 'already finished'
+    elif summary['steps'] == 0:
+      state = 'no adaptation (config.train.steps=0): the initial state is kept'
+    else:
+      state = f"trained to step {summary['steps']}" + (
+          f" (resumed from {summary['resumed_from']})" if summary['resumed_from'] else '')
     print(f'{branch}: {state}; {loop.branch_dir(_WORKDIR.value, branch)}')
