@@ -46,7 +46,8 @@ def steps(config) -> tuple[list, list, tuple]:
        'asd_jax/evaluation/evaluate.py'),
   ]
   heads = ('ArcFace heads', f'attribute + domain\ns={config.arcface.scale:g}, '
-           f'm={config.arcface.margin:g}\n(training only)', 'asd_jax/model/arcface.py')
+           f'm={config.arcface.margin:g}\n(training only; tiny\ndefault: '
+           f'{config.train.steps} steps)', 'asd_jax/model/arcface.py')
   return first, second, heads
 
 
