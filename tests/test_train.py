@@ -243,13 +243,14 @@ def test_killed_run_resumes_to_identical_parameters(tmp_path):
 
   interrupted = str(tmp_path / 'interrupted')
   proc = subprocess.Popen(_train_command(data, interrupted, steps), env=env,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          start_new_session=True)  # its own process group: see the kill below
   first = os.path.join(interrupted, 'train/beats/checkpoints/5')
   deadline = time.time() + 300
   while not os.path.isdir(first) and time.time() < deadline and proc.poll() is None:
     time.sleep(0.05)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
+  os.killpg(proc.pid, signal.SIGKILL)  # the job and its Grain worker, as a preemption would:
+  proc.wait()  # killing the job alone left the worker orphaned, running after the suite
   saved = [int(s) for s in os.listdir(os.path.join(interrupted, 'train/beats/checkpoints'))
            if s.isdigit()]
   assert saved and max(saved) < steps, f'the run was not interrupted early enough: {saved}'
