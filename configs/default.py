@@ -104,9 +104,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Cosine decay reaches 0 here. 0 = no adaptation: the shipped encoders with LoRA at its
   # identity start, the gate at its initial bias, a random projection; no head is trained.
   # The tiny default does not train: on the held-out families untrained scored higher than
-  # 150 LoRA + ArcFace steps (the report's recipe, the default until 2026-12-02) on all twelve
-  # runs, the last three on set D, written to test this (docs/heldout.md). The DCASE configs
-  # train. --config.train.steps=150 runs the old default.
+  # 150 LoRA + ArcFace steps (the report's recipe, the default until 2026-12-02) on all fifteen
+  # runs, among them set D's, written to test this, and set E's (docs/heldout.md). The DCASE
+  # configs train. --config.train.steps=150 runs the old default.
   config.train.steps = 0
   config.train.log_every = 10  # metrics.jsonl line every k steps
   config.train.eval_every = 50  # held-out attribute/domain accuracy every k steps (and at end)
