@@ -6,8 +6,8 @@ For each held-out set (asd_jax/data/heldout.py: families outside the pre-trainin
 built-in data, their own clip lengths and bank sizes) and seed, writes the dataset
 (O/data/<set>_seed<s>, data seed = s) and runs the whole job on it (O/runs/<variant>/<set>_seed<s>,
 config.seed = s), in process and resumable. Variants are the ablations of VARIANTS: config
-overrides of the default; a variant that only rescores copies the default run's trained branches
-and embeddings instead of training again. Writes O/heldout.json (every official score) and
+overrides of the default; a variant that only rescores copies the default run's branches
+and embeddings instead of embedding again. Writes O/heldout.json (every official score) and
 O/heldout.md (mean ± std over seeds per set and system; the ablation table).
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ _SETS = flags.DEFINE_list('sets', ['A', 'B'], 'held-out sets (asd_jax/data/heldo
 _SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2'], 'data and model seeds')
 _VARIANTS = flags.DEFINE_list('variants', ['default'], 'variants to run, from VARIANTS')
 
-# name: (what it tests, config overrides, the variant whose training and embeddings it reuses)
+# name: (what it tests, config overrides, the variant whose branches and embeddings it reuses)
 VARIANTS = {
     'default': ('the default config: shipped corpus-pre-trained encoders, not adapted '
                 '(train.steps=0)', {}, None),
