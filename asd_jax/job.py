@@ -123,7 +123,7 @@ class Job:
         if summary['skipped']:
           print(f'{branch}: already trained ({summary["steps"]} steps)')
         elif summary['steps'] == 0:
-          print(f'{branch}: no adaptation (config.train.steps=0): the initial state is kept')
+          print(f'{branch}: {loop.NO_ADAPTATION}')
         elif summary['resumed_from']:
           print(f'{branch}: resumed from step {summary["resumed_from"]}')
 

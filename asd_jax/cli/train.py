@@ -42,7 +42,7 @@ def main(argv):
     if summary['skipped']:
       state = 'already finished'
     elif summary['steps'] == 0:
-      state = 'no adaptation (config.train.steps=0): the initial state is kept'
+      state = loop.NO_ADAPTATION
     else:
       state = f"trained to step {summary['steps']}" + (
           f" (resumed from {summary['resumed_from']})" if summary['resumed_from'] else '')

@@ -28,6 +28,8 @@ from asd_jax.train import pretrain
 from asd_jax.train import step as step_lib
 
 MODEL_INPUTS = ('wave', 'attribute_id', 'domain_id')
+# What `asd-jax run` and `asd-jax train` say of a branch trained for 0 steps.
+NO_ADAPTATION = 'no adaptation (config.train.steps=0): the initial state is kept'
 
 
 def branch_dir(workdir: str, branch: str) -> str:
