@@ -63,7 +63,8 @@ FROZEN_CLIPS = {
     'sewing_machine': ('sps_15_fab_1', 1129.2), 'centrifuge': ('rpm_3000_vol_2', 4653.1),
     'printer': ('cps_100_mode_2', 2234.4), 'chain_drive': ('rpm_90_teeth_15', 1301.9),
     'packaging_machine': ('ppm_40_film_2', 997.3), 'shredder': ('rpm_1500_sheets_2', 2311.6),
-    'hoist': ('spd_2_load_3', 983.9),
+    'hoist': ('spd_2_load_3', 983.9), 'blower': ('rpm_1500_prs_1', 3384.3),
+    'washing_machine': ('rpm_50_kg_2', 1121.8), 'escalator': ('spd_1_gear_2', 1025.7),
 }
 
 
