@@ -128,24 +128,29 @@ class Job:
           print(f'{branch}: resumed from step {summary["resumed_from"]}')
 
   def embed(self, manifest) -> dict:
-    """{(branch, mode): [n_clips, E]} for every trained branch and both channel modes."""
+    """{(bank, mode): [n_clips, E]} for every trained branch and both channel modes; a bank is
+    a branch's embedding (named after the branch) or its patch level ('<branch>_patch_level')."""
     out = {}
     audio = loop.audio_config(self.config)
     with self.stage('embed'):
       for branch in self.config.branches:
         trained = loop.load_trained(self.config, branch, manifest, self.workdir)
         step = int(trained.state.step)
-        modes = (systems_lib.TWO_CHANNEL, systems_lib.LEFT_DUPLICATED)
-        paths = {m: os.path.join(self.workdir, 'embeddings', f'{branch}_{m}.npz') for m in modes}
-        identities = {m: embed.embedding_identity(manifest.clips, step, audio, m) for m in modes}
-        cached = {m: embed.load_cached(paths[m], identities[m]) for m in modes}
+        keys = [(output, mode) for output in embed.outputs_of(trained.model)
+                for mode in (systems_lib.TWO_CHANNEL, systems_lib.LEFT_DUPLICATED)]
+        banks = {(output, mode): (branch if output == 'embedding' else f'{branch}_{output}', mode)
+                 for output, mode in keys}
+        paths = {k: os.path.join(self.workdir, 'embeddings', '{}_{}.npz'.format(*banks[k]))
+                 for k in keys}
+        identities = {k: embed.embedding_identity(manifest.clips, step, audio, k[1]) for k in keys}
+        cached = {k: embed.load_cached(paths[k], identities[k]) for k in keys}
         if any(v is None for v in cached.values()):
           cached = embed.extract(trained.model, trained.params, manifest.clips, audio,
                                  self.config.embed.batch_size, self.config.data.num_workers,
                                  self.progress)
-          for mode in modes:
-            embed.write_cached(paths[mode], identities[mode], cached[mode])
-        out.update({(branch, mode): cached[mode] for mode in modes})
+          for k in keys:
+            embed.write_cached(paths[k], identities[k], cached[k])
+        out.update({banks[k]: cached[k] for k in keys})
     return out
 
   def write_system(self, name: str, manifest, per_machine: dict) -> None:

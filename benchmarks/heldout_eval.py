@@ -46,6 +46,8 @@ VARIANTS = {
     'frequency_row_pooling': ('mean and standard deviation over time per row of frequency patches '
                               '(model.pooling=frequency_rows, as the default)',
                               {'model.pooling': 'frequency_rows'}, None),
+    'patch_level': ("the BEATs branch also scores each patch's level, which its first LayerNorm "
+                    'removes (model.patch_level=True)', {'model.patch_level': True}, None),
     'one_crop': ('one centred 2-s crop per clip embedded instead of three',
                  {'embed.windows': 1}, 'default'),
 }

@@ -113,13 +113,19 @@ class BEATs(nn.Module):
   remat: str = 'none'  # layers.REMAT_POLICIES: what training keeps for the backward pass
 
   @nn.compact
-  def __call__(self, fbank, deterministic: bool = True, classify: bool = False):
+  def __call__(self, fbank, deterministic: bool = True, classify: bool = False,
+               patch_level: bool = False):
     """Backbone tokens; with classify=True (fine-tuned files) the class probabilities instead:
-    sigmoid of the token-averaged predictor logits, as the official extract_features."""
+    sigmoid of the token-averaged predictor logits, as the official extract_features.
+
+    patch_level=True returns (tokens, level [B, N, 2]): the mean and standard deviation over
+    channels of each patch embedding before the first LayerNorm, which normalises them away,
+    so that the tokens no longer say how loud each patch was (docs/heldout.md, "Patch level").
+    """
     c = self.config
-    x = PatchEmbed(c.embed_dim, c.input_patch_size, c.conv_bias, self.dtype,
-                   name='patch_embedding')(fbank)
-    x = nn.LayerNorm(LN_EPS, name='layer_norm')(x)
+    patches = PatchEmbed(c.embed_dim, c.input_patch_size, c.conv_bias, self.dtype,
+                         name='patch_embedding')(fbank)
+    x = nn.LayerNorm(LN_EPS, name='layer_norm')(patches)
     if c.embed_dim != c.encoder_embed_dim:
       x = nn.Dense(c.encoder_embed_dim, name='post_extract_proj', dtype=self.dtype)(x)
     x = x + ConvPositionalEmbedding(c.width, c.conv_pos, c.conv_pos_groups,
@@ -143,4 +149,7 @@ class BEATs(nn.Module):
         raise ValueError('classify needs a fine-tuned BEATs checkpoint (this one has no predictor)')
       logits = nn.Dense(c.predictor_class, name='predictor')(x.astype(jnp.float32))
       return jax.nn.sigmoid(logits.mean(axis=1))
+    if patch_level:
+      patches = patches.astype(jnp.float32)
+      return x, jnp.stack([patches.mean(-1), patches.std(-1)], axis=-1)
     return x

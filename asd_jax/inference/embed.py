@@ -19,6 +19,8 @@ from asd_jax.data.layout import Clip
 from asd_jax.io import atomic_write_bytes
 from asd_jax.scoring.systems import LEFT_DUPLICATED, TWO_CHANNEL
 
+MODEL_OUTPUTS = ('embedding', 'patch_level')
+
 
 def inputs_identity(clips: list[Clip], settings: list) -> str:
   """Digest of what a stage's outputs depend on: the clip files (path, size, time) and the
@@ -64,21 +66,28 @@ def model_outputs(predict, params, clips: list[Clip], audio: pipeline.AudioConfi
 
 
 def extract(model, params, clips: list[Clip], audio: pipeline.AudioConfig, batch_size: int,
-            num_workers: int = 0, progress: bool = True) -> dict[str, np.ndarray]:
-  """{mode: [len(clips), E]} of a trained model in both channel modes (two-channel and
-  left-duplicated) from one encoder pass over both channels. With several JAX processes each
-  embeds every P-th clip on its own devices and all of them receive the whole table (an
-  all-gather)."""
+            num_workers: int = 0, progress: bool = True) -> dict[tuple[str, str], np.ndarray]:
+  """{(output, mode): [len(clips), E]} of a trained model in both channel modes (two-channel and
+  left-duplicated) from one encoder pass over both channels; outputs are MODEL_OUTPUTS the model
+  has. With several JAX processes each embeds every P-th clip on its own devices and all of them
+  receive the whole table (an all-gather)."""
   def predict(p, wave):
     out = model.apply({'params': p}, wave, left_duplicated=True)
-    return {TWO_CHANNEL: out['embedding'], LEFT_DUPLICATED: out['embedding_left_duplicated']}
+    return {(name, mode): out[name if mode == TWO_CHANNEL else f'{name}_left_duplicated']
+            for name in outputs_of(model) for mode in (TWO_CHANNEL, LEFT_DUPLICATED)}
 
   processes, index = jax.process_count(), jax.process_index()
   mine = model_outputs(jax.jit(predict), params, clips[index::processes], audio, batch_size,
                        num_workers, progress and index == 0, 'embed')
   if processes == 1:
     return mine
-  return {mode: gather_strided(rows, len(clips)) for mode, rows in mine.items()}
+  return {key: gather_strided(rows, len(clips)) for key, rows in mine.items()}
+
+
+def outputs_of(model) -> tuple[str, ...]:
+  """What a branch's model puts in the banks: its embedding, and its pooled patch level when it
+  has one."""
+  return MODEL_OUTPUTS if model.patch_level else MODEL_OUTPUTS[:1]
 
 
 def gather_strided(mine: np.ndarray, total: int) -> np.ndarray:

@@ -3,6 +3,8 @@
 wave [B, 2, S] -> both channels through the encoder as one batch of 2B rows -> tokens
 [B, 2, N, D] -> gated fusion [B, N, D] -> pooling -> Dense -> embedding [B, 256].
 ArcFace cosine heads (attribute, domain) sit on the embedding during training only.
+With patch_level (BEATs only), a second output keeps what the encoder's first LayerNorm takes
+away: each patch's level, fused with the same gate and pooled per frequency row, [B, rows·4].
 """
 from __future__ import annotations
 
@@ -31,11 +33,13 @@ class ASDModel(nn.Module):
   frequency_rows: int = 8  # patch rows along frequency ('frequency_rows' pooling)
   leading_tokens: int = 0  # tokens before the patch grid (AudioMAE's cls token)
   gate_bias_init: float = 1.0
+  patch_level: bool = False  # also output the pooled patch level (an encoder with patch_level)
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, wave, deterministic: bool = True, left_duplicated: bool = False):
-    """Returns {'embedding' [B, E], 'gate' [B, N], 'attribute_cos' [B, A], 'domain_cos'}.
+    """Returns {'embedding' [B, E], 'gate' [B, N], 'attribute_cos' [B, A], 'domain_cos'}, and
+    'patch_level' [B, rows·4] with patch_level=True.
 
     left_duplicated=True adds 'embedding_left_duplicated': the embedding the same wave would get
     with its near channel fed to both inputs, from the near tokens already computed (the encoder
@@ -44,7 +48,11 @@ class ASDModel(nn.Module):
     batch, channels, samples = wave.shape
     features = fbank_lib.encoder_fbank(wave.reshape(batch * channels, samples), self.preset,
                                        self.num_mel_bins)
-    tokens = self.encoder(features, deterministic=deterministic)
+    if self.patch_level:
+      tokens, level = self.encoder(features, deterministic=deterministic, patch_level=True)
+      level = level.reshape(batch, channels, *level.shape[1:])
+    else:
+      tokens, level = self.encoder(features, deterministic=deterministic), None
     tokens = tokens.reshape(batch, channels, *tokens.shape[1:])
     fusion = GatedFusion(self.gate_bias_init, name='fusion')
     if self.pooling == 'mean':
@@ -63,6 +71,10 @@ class ASDModel(nn.Module):
       fused, gate = fusion(channel_tokens)
       return projection(pool(fused).astype(jnp.float32)), gate
 
+    def pooled_level(channel_level, gate):
+      fused = gate[..., None] * channel_level[:, 0] + (1 - gate[..., None]) * channel_level[:, 1]
+      return frequency_row_pooling(fused, self.frequency_rows, self.leading_tokens)
+
     embedding, gate = embed(tokens)
     out = {
         'embedding': embedding,
@@ -70,7 +82,12 @@ class ASDModel(nn.Module):
         'attribute_cos': CosineHead(max(self.num_attributes, 1), name='attribute_head')(embedding),
         'domain_cos': CosineHead(self.num_domains, name='domain_head')(embedding),
     }
+    if level is not None:
+      out['patch_level'] = pooled_level(level, gate.astype(jnp.float32))
     if left_duplicated:
       near = tokens[:, :1]
       out['embedding_left_duplicated'] = embed(jnp.concatenate([near, near], axis=1))[0]
+      if level is not None:
+        out['patch_level_left_duplicated'] = frequency_row_pooling(
+            level[:, 0], self.frequency_rows, self.leading_tokens)
     return out

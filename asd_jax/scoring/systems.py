@@ -62,18 +62,28 @@ class SystemScorer:
     """(z of reference clips, z of test clips) of one branch, robust z from the reference."""
     key = (branch, mode, machine)
     if key not in self._cache:
-      emb = self.embeddings[branch, mode]
       train, test = self.indices(machine)
       if branch == 'beats':
-        ref, scores = mahalanobis_scores(
-            emb[train], [(self.clips[i].section, self.clips[i].domain) for i in train],
-            emb[test], [self.clips[i].section for i in test], self.config.mahalanobis_folds,
-            self.config.bank_calibration)
+        ref, scores = self.mahalanobis_z(self.embeddings[branch, mode], train, test)
+        if (f'{branch}_patch_level', mode) in self.embeddings:  # model.patch_level: z added
+          level_ref, level_scores = self.mahalanobis_z(
+              self.embeddings[f'{branch}_patch_level', mode], train, test)
+          ref, scores = ref + level_ref, scores + level_scores
       else:
+        emb = self.embeddings[branch, mode]
         ref, scores = knn_scores(emb[train], emb[test], self.config.knn_k)
       z = RobustZ.fit(ref)
       self._cache[key] = (z(ref), z(scores))
     return self._cache[key]
+
+  def mahalanobis_z(self, features, train, test) -> tuple[np.ndarray, np.ndarray]:
+    """(reference, test) robust z of the minimum Mahalanobis distance over a section's banks."""
+    ref, scores = mahalanobis_scores(
+        features[train], [(self.clips[i].section, self.clips[i].domain) for i in train],
+        features[test], [self.clips[i].section for i in test], self.config.mahalanobis_folds,
+        self.config.bank_calibration)
+    z = RobustZ.fit(ref)
+    return z(ref), z(scores)
 
   def score(self, system: System, machine: str) -> MachineScores:
     w = system.beats_weight
