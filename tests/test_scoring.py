@@ -145,3 +145,40 @@ def test_gamma_threshold_is_the_fitted_quantile():
   assert threshold == pytest.approx(scipy.stats.gamma.ppf(0.9, 2.0, scale=1.5), rel=0.05)
   shifted = calibration.gamma_threshold(reference - 10.0, 0.9)  # negative scores work too
   assert shifted == pytest.approx(threshold - 10.0, abs=0.5)
+
+
+def test_beats_branch_adds_the_robust_z_of_its_patch_level_distance():
+  """With a '<branch>_patch_level' bank the BEATs score is the robust z (fitted on the reference
+  clips) of z(embedding distance) + z(patch-level distance), each as mahalanobis_scores and
+  RobustZ give it on its own; without one it is the embedding's alone."""
+  from asd_jax.data.layout import Clip
+  from asd_jax.scoring import systems
+  from configs import default
+  rng = np.random.default_rng(0)
+  clips = [Clip(f'{i}.wav', 'dev', 'fan', '00', split, domain, 'normal', i, '', (), 2, 16000,
+                16000)
+           for i, (split, domain) in enumerate([('train', 'source')] * 30 + [('train', 'target')] * 6
+                                               + [('test', 'source')] * 8 + [('test', 'target')] * 8)]
+  embedding, level = rng.standard_normal((52, 10)), rng.standard_normal((52, 4))
+  level[36:] += rng.uniform(0, 3, (16, 1))  # test clips louder by a varying amount
+  config = default.get_config().score
+  mode = systems.TWO_CHANNEL
+  with_level = systems.SystemScorer(clips, {('beats', mode): embedding,
+                                            ('beats_patch_level', mode): level}, config)
+  alone = systems.SystemScorer(clips, {('beats', mode): embedding}, config)
+  train, test = np.arange(36), np.arange(36, 52)
+  keys = [(c.section, c.domain) for c in clips[:36]]
+
+  def robust_z_scores(x):
+    ref, scores = normal_reference.mahalanobis_scores(x[train], keys, x[test], ['00'] * 16,
+                                                      config.mahalanobis_folds,
+                                                      config.bank_calibration)
+    z = calibration.RobustZ.fit(ref)
+    return z(ref), z(scores)
+
+  (e_ref, e_test), (l_ref, l_test) = robust_z_scores(embedding), robust_z_scores(level)
+  z = calibration.RobustZ.fit(e_ref + l_ref)
+  np.testing.assert_allclose(with_level.branch_z('beats', mode, 'fan')[1], z(e_test + l_test),
+                             rtol=1e-9)
+  np.testing.assert_allclose(alone.branch_z('beats', mode, 'fan')[1], e_test, rtol=1e-9)
+  assert not np.allclose(e_test, z(e_test + l_test), atol=0.1)

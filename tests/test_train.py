@@ -13,6 +13,7 @@ import orbax.checkpoint as ocp
 import pytest
 from flax import traverse_util
 
+from asd_jax.audio import fbank as fbank_lib
 from asd_jax.data import synthetic
 from asd_jax.model import GatedFusion, arcface_logits, arcface_loss
 from asd_jax.model import build
@@ -107,6 +108,32 @@ def test_left_duplicated_embedding_from_one_pass_equals_duplicated_input(pooling
                                 np.asarray(model.apply({'params': params}, wave)['embedding']))
   assert not np.allclose(np.asarray(both['embedding']), np.asarray(duplicated['embedding']),
                          atol=1e-3)
+
+
+def test_patch_level_is_fused_with_the_tokens_gate_and_left_duplicated_from_one_pass():
+  """model.patch_level (BEATs only): [B, rows·4] pooled levels; the left-duplicated one equals
+  the model run on [near, near], the two-channel one is gated like the tokens (float32: 1e-5)."""
+  config = tiny_config()
+  config.model.patch_level = True
+  model, params = build.build_branch(config, 'beats', num_attributes=3)
+  params['fusion']['gate']['kernel'] = jax.random.normal(
+      jax.random.PRNGKey(3), params['fusion']['gate']['kernel'].shape)
+  wave = 0.1 * jax.random.normal(jax.random.PRNGKey(4), (3, 2, 16000))
+  both = model.apply({'params': params}, wave, left_duplicated=True)
+  duplicated = model.apply({'params': params}, jnp.stack([wave[:, 0], wave[:, 0]], axis=1))
+  assert both['patch_level'].shape == (3, 8 * 4)
+  np.testing.assert_allclose(np.asarray(both['patch_level_left_duplicated']),
+                             np.asarray(duplicated['patch_level']), rtol=1e-5, atol=1e-5)
+  features = fbank_lib.encoder_fbank(wave.reshape(6, -1), model.preset, model.num_mel_bins)
+  _, level = model.encoder.apply({'params': params['encoder']}, features, patch_level=True)
+  level = np.asarray(level).reshape(3, 2, -1, 2)
+  gate = np.asarray(both['gate'])[..., None]
+  fused = gate * level[:, 0] + (1 - gate) * level[:, 1]
+  expected = np.stack([np.concatenate([fused[b, f::8].mean(0), fused[b, f::8].std(0)])
+                       for b in range(3) for f in range(8)]).reshape(3, -1)
+  np.testing.assert_allclose(np.asarray(both['patch_level']), expected, rtol=1e-4, atol=1e-4)
+  audiomae, _ = build.build_branch(config, 'audiomae', num_attributes=3)
+  assert not audiomae.patch_level  # the kNN cosine branch has no patch-level bank
 
 
 @pytest.mark.parametrize('branch', ['beats', 'audiomae'])
