@@ -29,7 +29,7 @@ _VARIANTS = flags.DEFINE_list('variants', ['default'], 'variants to run, from VA
 # name: (what it tests, config overrides, the variant whose branches and embeddings it reuses)
 VARIANTS = {
     'default': ('the default config: shipped corpus-pre-trained encoders, not adapted '
-                '(train.steps=0)', {}, None),
+                '(train.steps=0), patch level scored (model.patch_level=True)', {}, None),
     'lora_arcface': ("LoRA + ArcFace trained for 150 steps (the report's recipe; the default "
                      'until 2026-12-02)', {'train.steps': 150}, None),
     'dataset_pretrain': ('encoders pre-trained on the dataset itself (600 steps), no shipped '
@@ -46,8 +46,9 @@ VARIANTS = {
     'frequency_row_pooling': ('mean and standard deviation over time per row of frequency patches '
                               '(model.pooling=frequency_rows, as the default)',
                               {'model.pooling': 'frequency_rows'}, None),
-    'patch_level': ("the BEATs branch also scores each patch's level, which its first LayerNorm "
-                    'removes (model.patch_level=True)', {'model.patch_level': True}, None),
+    'no_patch_level': ("the BEATs branch scores its embedding alone, not each patch's level "
+                       '(model.patch_level=False; the default until 2026-12-02)',
+                       {'model.patch_level': False}, 'default'),
     'one_crop': ('one centred 2-s crop per clip embedded instead of three',
                  {'embed.windows': 1}, 'default'),
 }

@@ -20,6 +20,7 @@ def steps(config) -> tuple[list, list, tuple]:
   from asd_jax.scoring import systems
   names = ', '.join(s.name for s in systems.presets(config.score))
   lora = config.lora
+  level = '\nof embedding + patch level' if config.model.patch_level else ''
   first = [
       ('DCASE-layout WAVs', 'near + far channel, 16 kHz;\nbad files named, then skipped\n'
        'or refused', 'asd_jax/data/layout.py'),
@@ -35,7 +36,7 @@ def steps(config) -> tuple[list, list, tuple]:
   second = [
       ('reference banks', 'embeddings of the normal\ntraining clips',
        'asd_jax/inference/embed.py'),
-      ('scores', f'BEATs: Ledoit-Wolf Mahalanobis,\nmin over source / target banks\n'
+      ('scores', f'BEATs: Ledoit-Wolf Mahalanobis{level},\nmin over source / target banks\n'
        f'AudioMAE: cosine kNN, k={config.score.knn_k}', 'asd_jax/scoring/normal_reference.py'),
       ('robust z', 'median / MAD of normal\nreference scores only',
        'asd_jax/scoring/calibration.py'),
