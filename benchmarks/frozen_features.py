@@ -15,14 +15,20 @@ mean of every AUC (source), AUC (target) and pAUC. Features, all of the near cha
 - BEATs token mean + std per frequency row: the same statistics over time only, one pair per row
   of 16-bin patches (what the default, model.pooling='frequency_rows', sees). BEATs has no
   absolute position embedding, so a mean over every token mixes the frequency bands; this row
-  asks how much of the loss that mixing causes.
+  asks how much of the loss that mixing causes;
+- BEATs patch level per frequency row: the same statistics of each patch embedding's mean and
+  std over channels before the first LayerNorm, which removes them (model.patch_level); and the
+  last row, per frequency row + patch level, adds the two features' robust-z scores, each from
+  its own banks, as the default's BEATs branch does.
 No training and no choice tuned: it separates what the pre-trained priors know from what the
 rest of the method adds (docs/heldout.md, "Why it loses").
 """
 from __future__ import annotations
 
+import functools
 import json
 
+import jax
 import numpy as np
 from absl import app, flags, logging
 
@@ -31,6 +37,17 @@ _DATA = flags.DEFINE_string('data_dir', None, 'a dataset in the DCASE layout, wi
 _OUT = flags.DEFINE_string('out', 'frozen_features.json', 'JSON record of the scores')
 
 CROP_SECONDS, CROPS = 2.0, 3
+ROWS_AND_LEVEL = ('BEATs token mean + std per frequency row', 'BEATs patch level per frequency row')
+
+
+@functools.cache
+def _patch_level(encoder):
+  """Jitted wave [B, S] -> BEATs patch level [B, N, 2] of `encoder` (compiled once)."""
+  from asd_jax.audio import fbank as fbank_lib
+  return jax.jit(lambda params, wave: encoder.module.apply(
+      {'params': params}, fbank_lib.encoder_fbank(wave, encoder.preset,
+                                                   encoder.config.num_mel_bins),
+      patch_level=True)[1])
 
 
 def clip_features(clip, beats, audiomae) -> dict[str, np.ndarray]:
@@ -53,22 +70,27 @@ def clip_features(clip, beats, audiomae) -> dict[str, np.ndarray]:
                                                      axis=1).mean(0)
     if name == 'BEATs':  # tokens are time-major: n = t * rows + f
       rows = beats.config.num_mel_bins // beats.config.input_patch_size
-      grid = tokens.reshape(len(crops), -1, rows, tokens.shape[-1])
-      out['BEATs token mean + std per frequency row'] = np.concatenate(
-          [grid.mean(1), grid.std(1)], axis=-1).reshape(len(crops), -1).mean(0)
+      for feature, values in zip(ROWS_AND_LEVEL,
+                                 (tokens, np.asarray(_patch_level(beats)(beats.params, crops)))):
+        grid = values.reshape(len(crops), -1, rows, values.shape[-1])
+        out[feature] = np.concatenate([grid.mean(1), grid.std(1)],
+                                      axis=-1).reshape(len(crops), -1).mean(0)
   return out
 
 
-def official_score(features: np.ndarray, clips, calibration: str) -> float:
+def official_score(features: np.ndarray | list[np.ndarray], clips, calibration: str) -> float:
+  """Official score of one feature, or of a list of features whose scores (each from its own
+  banks) are added."""
   from asd_jax.evaluation import metrics
   from asd_jax.scoring.normal_reference import mahalanobis_scores
   results = []
   for machine in sorted({c.machine for c in clips}):
     train = [i for i, c in enumerate(clips) if c.machine == machine and c.split == 'train']
     test = [i for i, c in enumerate(clips) if c.machine == machine and c.split == 'test']
-    _, scores = mahalanobis_scores(
-        features[train], [(clips[i].section, clips[i].domain) for i in train], features[test],
-        [clips[i].section for i in test], 5, calibration)
+    scores = sum(mahalanobis_scores(
+        part[train], [(clips[i].section, clips[i].domain) for i in train], part[test],
+        [clips[i].section for i in test], 5, calibration)[1]
+                 for part in (features if isinstance(features, list) else [features]))
     for section in sorted({clips[i].section for i in test}):
       rows = [j for j, i in enumerate(test) if clips[i].section == section]
       results.append(metrics.SectionResult(machine, section, metrics.section_metrics(
@@ -96,6 +118,10 @@ def main(argv):
     record['scores'][name] = {c: official_score(features, clips, c) for c in ('none', 'robust_z')}
     print(f'{name:28s} {record["scores"][name]["none"]:6.1f} '
           f'{record["scores"][name]["robust_z"]:9.1f}')
+  name = 'BEATs per frequency row + patch level (robust z added)'
+  record['scores'][name] = {'robust_z': official_score(
+      [np.stack([r[f] for r in rows]) for f in ROWS_AND_LEVEL], clips, 'robust_z')}
+  print(f'{name:28s} {"-":>6s} {record["scores"][name]["robust_z"]:9.1f}')
   with open(_OUT.value, 'w') as f:
     json.dump(record, f, indent=1)
 

@@ -191,7 +191,8 @@ def test_frozen_features_benchmark_scores_like_the_reference_detector(tmp_path):
   assert {k: v.shape for k, v in rows[0].items()} == {
       'log-mel mean + std': (256,), 'BEATs fbank mean + std': (256,),
       'BEATs token mean': (128,), 'BEATs token mean + std': (256,),
-      'BEATs token mean + std per frequency row': (8 * 256,), 'AudioMAE token mean': (128,),
+      'BEATs token mean + std per frequency row': (8 * 256,),
+      'BEATs patch level per frequency row': (8 * 4,), 'AudioMAE token mean': (128,),
       'AudioMAE token mean + std': (256,)}
   logmel = np.stack([r['log-mel mean + std'] for r in rows])
   np.testing.assert_array_equal(logmel[0], logmel_reference.clip_features(clips[0].path))
@@ -202,3 +203,5 @@ def test_frozen_features_benchmark_scores_like_the_reference_detector(tmp_path):
       [int(c.label == 'anomaly') for c in test], scores, [c.domain for c in test]))])
   assert frozen_features.official_score(logmel, clips, 'none') == \
       pytest.approx(100 * expected[metrics.OFFICIAL_SCORE], abs=1e-9)
+  assert frozen_features.official_score([logmel, logmel], clips, 'none') == \
+      pytest.approx(100 * expected[metrics.OFFICIAL_SCORE], abs=1e-9)  # 2·d ranks as d
