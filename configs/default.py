@@ -1,9 +1,10 @@
 """Tiny CPU configuration: the whole job on the built-in synthetic dataset in minutes.
 
-Trains both branches (BEATs main, AudioMAE auxiliary) on the shipped tiny encoders: the official
+Both branches (BEATs main, AudioMAE auxiliary) use the shipped tiny encoders: the official
 architectures at small sizes, pre-trained once on a broad synthetic corpus of machine families
-(asd_jax/pretrained/MODEL_CARD.md), adapted with LoRA r=8 / alpha=16 / dropout 0.1 on the frozen
-weights, gated two-channel fusion and ArcFace heads; 2-s clips. With
+(asd_jax/pretrained/MODEL_CARD.md), not adapted (train.steps=0; with steps, LoRA r=8 / alpha=16 /
+dropout 0.1 on the frozen weights and ArcFace heads train them), gated two-channel fusion, 2-s
+crops; the BEATs branch also scores each patch's level (model.patch_level). With
 --config.beats.checkpoint= --config.audiomae.checkpoint= the encoders start from random
 weights of `tiny` below and are pre-trained on the dataset's own normal clips instead.
 Hardware: 2 CPU cores. Run: asd-jax run --workdir=workdir
