@@ -89,19 +89,26 @@ def test_frequency_row_pooling_matches_a_loop_over_bands():
   np.testing.assert_allclose(pooled, expected, rtol=1e-5, atol=1e-6)
 
 
+def one_pass_and_duplicated(config):
+  """(model, params, wave [3, 2, S], outputs of one pass with left_duplicated=True, outputs on
+  [near, near]) of a BEATs branch whose gate looks trained: a random W_g, so that fusing
+  [near, far] and [near, near] really differ."""
+  model, params = build.build_branch(config, 'beats', num_attributes=3)
+  params['fusion']['gate']['kernel'] = jax.random.normal(
+      jax.random.PRNGKey(3), params['fusion']['gate']['kernel'].shape)
+  wave = 0.1 * jax.random.normal(jax.random.PRNGKey(4), (3, 2, 16000))
+  both = model.apply({'params': params}, wave, left_duplicated=True)
+  duplicated = model.apply({'params': params}, jnp.stack([wave[:, 0], wave[:, 0]], axis=1))
+  return model, params, wave, both, duplicated
+
+
 @pytest.mark.parametrize('pooling', POOLINGS)
 def test_left_duplicated_embedding_from_one_pass_equals_duplicated_input(pooling):
   """The embed stage takes both channel modes from one encoder pass; the left-duplicated one
   must equal the model run on [near, near] (float32 tolerance: rtol 1e-5, atol 1e-5)."""
   config = tiny_config()
   config.model.pooling = pooling
-  model, params = build.build_branch(config, 'beats', num_attributes=3)
-  # A trained-looking gate: random W_g, so fusing [near, far] and [near, near] really differ.
-  params['fusion']['gate']['kernel'] = jax.random.normal(
-      jax.random.PRNGKey(3), params['fusion']['gate']['kernel'].shape)
-  wave = 0.1 * jax.random.normal(jax.random.PRNGKey(4), (3, 2, 16000))
-  both = model.apply({'params': params}, wave, left_duplicated=True)
-  duplicated = model.apply({'params': params}, jnp.stack([wave[:, 0], wave[:, 0]], axis=1))
+  model, params, wave, both, duplicated = one_pass_and_duplicated(config)
   np.testing.assert_allclose(np.asarray(both['embedding_left_duplicated']),
                              np.asarray(duplicated['embedding']), rtol=1e-5, atol=1e-5)
   np.testing.assert_array_equal(np.asarray(both['embedding']),
@@ -115,12 +122,7 @@ def test_patch_level_is_fused_with_the_tokens_gate_and_left_duplicated_from_one_
   the model run on [near, near], the two-channel one is gated like the tokens (float32: 1e-5)."""
   config = tiny_config()
   config.model.patch_level = True
-  model, params = build.build_branch(config, 'beats', num_attributes=3)
-  params['fusion']['gate']['kernel'] = jax.random.normal(
-      jax.random.PRNGKey(3), params['fusion']['gate']['kernel'].shape)
-  wave = 0.1 * jax.random.normal(jax.random.PRNGKey(4), (3, 2, 16000))
-  both = model.apply({'params': params}, wave, left_duplicated=True)
-  duplicated = model.apply({'params': params}, jnp.stack([wave[:, 0], wave[:, 0]], axis=1))
+  model, params, wave, both, duplicated = one_pass_and_duplicated(config)
   assert both['patch_level'].shape == (3, 8 * 4)
   np.testing.assert_allclose(np.asarray(both['patch_level_left_duplicated']),
                              np.asarray(duplicated['patch_level']), rtol=1e-5, atol=1e-5)
