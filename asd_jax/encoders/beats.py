@@ -119,8 +119,8 @@ class BEATs(nn.Module):
     sigmoid of the token-averaged predictor logits, as the official extract_features.
 
     patch_level=True returns (tokens, level [B, N, 2]): the mean and standard deviation over
-    channels of each patch embedding before the first LayerNorm, which normalises them away,
-    so that the tokens no longer say how loud each patch was (docs/heldout.md, "Patch level").
+    channels of each patch embedding before the first LayerNorm. That LayerNorm removes both, so
+    the tokens no longer say how loud each patch was (docs/heldout.md, "Patch level").
     """
     c = self.config
     patches = PatchEmbed(c.embed_dim, c.input_patch_size, c.conv_bias, self.dtype,

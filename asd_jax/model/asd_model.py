@@ -43,7 +43,8 @@ class ASDModel(nn.Module):
 
     left_duplicated=True adds 'embedding_left_duplicated': the embedding the same wave would get
     with its near channel fed to both inputs, from the near tokens already computed (the encoder
-    is per row, so this is the left-duplicated embedding at half the encoder work).
+    is per row, so this is the left-duplicated embedding at half the encoder work), and
+    'patch_level_left_duplicated' likewise with patch_level=True.
     """
     batch, channels, samples = wave.shape
     features = fbank_lib.encoder_fbank(wave.reshape(batch * channels, samples), self.preset,
