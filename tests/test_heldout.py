@@ -40,8 +40,9 @@ def test_heldout_anomalies_change_the_sound(machine):
   _, attributes, anomalies = heldout.FAMILIES[machine]
   attrs = {name: source[0] for name, source, _ in attributes}
 
-  def render(anomaly):
-    return synthetic.machine_sound(machine, attrs, anomaly, 0.4, np.random.default_rng(0), 24000)
+  def render(anomaly):  # 6 s: the longest anomaly period (escalator's worn roller, one step in
+    # twelve at 2.5 steps/s: 4.8 s) passes at least once
+    return synthetic.machine_sound(machine, attrs, anomaly, 0.4, np.random.default_rng(0), 96000)
 
   normal = render(None)
   assert np.isfinite(normal).all() and np.abs(normal).max() == pytest.approx(1, abs=1e-6)
