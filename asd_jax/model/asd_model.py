@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from asd_jax.audio import fbank as fbank_lib
 from asd_jax.model.arcface import CosineHead
 from asd_jax.model.fusion import (AttentiveStatisticsPooling, GatedFusion, frequency_row_pooling,
-                                  mean_pooling, mean_std_pooling)
+                                  gated_mix, mean_pooling, mean_std_pooling)
 
 # mean; mean + std; attentive statistics; mean + std over time per row of frequency patches
 POOLINGS = ('mean', 'meanstd', 'attentive', 'frequency_rows')
@@ -72,10 +72,6 @@ class ASDModel(nn.Module):
       fused, gate = fusion(channel_tokens)
       return projection(pool(fused).astype(jnp.float32)), gate
 
-    def pooled_level(channel_level, gate):
-      fused = gate[..., None] * channel_level[:, 0] + (1 - gate[..., None]) * channel_level[:, 1]
-      return frequency_row_pooling(fused, self.frequency_rows, self.leading_tokens)
-
     embedding, gate = embed(tokens)
     out = {
         'embedding': embedding,
@@ -84,7 +80,8 @@ class ASDModel(nn.Module):
         'domain_cos': CosineHead(self.num_domains, name='domain_head')(embedding),
     }
     if level is not None:
-      out['patch_level'] = pooled_level(level, gate.astype(jnp.float32))
+      out['patch_level'] = frequency_row_pooling(gated_mix(gate.astype(jnp.float32), level),
+                                                 self.frequency_rows, self.leading_tokens)
     if left_duplicated:
       near = tokens[:, :1]
       out['embedding_left_duplicated'] = embed(jnp.concatenate([near, near], axis=1))[0]

@@ -24,7 +24,13 @@ class GatedFusion(nn.Module):
                      bias_init=nn.initializers.constant(self.bias_init), name='gate')(
         jnp.concatenate([near, far], axis=-1))[..., 0]
     gate = jax.nn.sigmoid(logit.astype(jnp.float32)).astype(tokens.dtype)
-    return gate[..., None] * near + (1 - gate[..., None]) * far, gate
+    return gated_mix(gate, tokens), gate
+
+
+def gated_mix(gate, pair):
+  """gate [B, N], pair [B, 2, N, F] -> α·pair[:, 0] + (1 − α)·pair[:, 1], [B, N, F]: how the
+  gate mixes the near and far channel's tokens (and, with model.patch_level, their levels)."""
+  return gate[..., None] * pair[:, 0] + (1 - gate[..., None]) * pair[:, 1]
 
 
 class AttentiveStatisticsPooling(nn.Module):
