@@ -42,12 +42,8 @@ ROWS_AND_LEVEL = ('BEATs token mean + std per frequency row', 'BEATs patch level
 
 @functools.cache
 def _patch_level(encoder):
-  """Jitted wave [B, S] -> BEATs patch level [B, N, 2] of `encoder` (compiled once)."""
-  from asd_jax.audio import fbank as fbank_lib
-  return jax.jit(lambda params, wave: encoder.module.apply(
-      {'params': params}, fbank_lib.encoder_fbank(wave, encoder.preset,
-                                                   encoder.config.num_mel_bins),
-      patch_level=True)[1])
+  """Jitted (params, wave [B, S]) -> (tokens, BEATs patch level [B, N, 2]) (compiled once)."""
+  return jax.jit(functools.partial(encoder.apply, patch_level=True))
 
 
 def clip_features(clip, beats, audiomae) -> dict[str, np.ndarray]:
@@ -71,7 +67,7 @@ def clip_features(clip, beats, audiomae) -> dict[str, np.ndarray]:
     if name == 'BEATs':  # tokens are time-major: n = t * rows + f
       rows = beats.config.num_mel_bins // beats.config.input_patch_size
       for feature, values in zip(ROWS_AND_LEVEL,
-                                 (tokens, np.asarray(_patch_level(beats)(beats.params, crops)))):
+                                 (tokens, np.asarray(_patch_level(beats)(beats.params, crops)[1]))):
         grid = values.reshape(len(crops), -1, rows, values.shape[-1])
         out[feature] = np.concatenate([grid.mean(1), grid.std(1)],
                                       axis=-1).reshape(len(crops), -1).mean(0)

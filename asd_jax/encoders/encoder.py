@@ -63,11 +63,14 @@ class Encoder:
     self._tokens = jax.jit(functools.partial(self.apply, classify=False))
     self._classify = jax.jit(functools.partial(self.apply, classify=True))
 
-  def apply(self, params, wave, deterministic: bool = True, rngs=None, classify: bool = False):
-    """Pure: waveform [B, S] -> tokens [B, N, D] (or class scores with classify=True)."""
+  def apply(self, params, wave, deterministic: bool = True, rngs=None, classify: bool = False,
+            patch_level: bool = False):
+    """Pure: waveform [B, S] -> tokens [B, N, D] (or class scores with classify=True; or, BEATs
+    only, (tokens, patch level [B, N, 2]) with patch_level=True)."""
     features = fbank_lib.encoder_fbank(wave, self.preset, self.config.num_mel_bins)
+    level = {'patch_level': True} if patch_level else {}  # an argument of BEATs alone
     return self.module.apply({'params': params}, features, deterministic=deterministic,
-                             classify=classify, rngs=rngs)
+                             classify=classify, rngs=rngs, **level)
 
   def init_params(self, rng, num_samples: int = 16000) -> Any:
     """Fresh parameters (random weights; zero LoRA B) for a clip length of `num_samples`."""
