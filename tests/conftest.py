@@ -1,9 +1,20 @@
 """Shared test set-up: eight host devices, the shared fixtures, converted checkpoints."""
+import atexit
 import os
+import shutil
+import tempfile
 
 # Several host devices so the multi-device paths run for real on a CPU; set before jax loads.
 os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=8')
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+# One persistent compilation cache for this session (and the subprocesses it starts): tests
+# that build the same tiny model again, or restart a killed job, reuse the compiled programs.
+# It starts empty, so no test depends on an earlier run.
+if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
+  _cache = tempfile.mkdtemp(prefix='asd_jax_tests_jit_')
+  atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = _cache
+  os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
 
 import pytest  # noqa: E402
 

@@ -248,8 +248,7 @@ def _train_command(data, workdir, steps):
           '--config.train.checkpoint_every=5', '--config.train.log_every=5',
           '--config.train.eval_every=100', '--config.train.batch_size=8',
           '--config.data.clip_seconds=1.0', '--config.data.num_workers=1',
-          '--config.optim.warmup_steps=5', '--config.pretrain.steps=3',
-          '--config.pretrain.batch_size=4', '--config.beats.checkpoint=']
+          '--config.optim.warmup_steps=5']  # the shipped encoder: no pre-training stage
 
 
 def _final_trainable(workdir, step):

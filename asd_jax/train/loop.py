@@ -172,6 +172,11 @@ def train_branch(config: ml_collections.ConfigDict, branch: str, manifest: Manif
   from tqdm import tqdm
   total = config.train.steps
   out_dir = branch_dir(workdir, branch)
+  manager = checkpointing.checkpoint_manager(os.path.join(out_dir, 'checkpoints'),
+                                             config.train.keep_checkpoints)
+  finished = manager.latest_step()
+  if finished is not None and finished >= total:  # done: no model, data or compile needed
+    return {'branch': branch, 'steps': finished, 'resumed_from': finished, 'skipped': True}
   labels = label_space(manifest, workdir)
   fit, held = split_holdout(train_clips(manifest), config.data.holdout_every)
   pretrain_branch(config, branch, manifest, workdir, progress)
@@ -180,18 +185,14 @@ def train_branch(config: ml_collections.ConfigDict, branch: str, manifest: Manif
                                    config.train.batch_size, seed=config.seed,
                                    num_workers=config.data.num_workers)
   iterator = iter(dataset)
-  manager = checkpointing.checkpoint_manager(os.path.join(out_dir, 'checkpoints'),
-                                             config.train.keep_checkpoints)
   state = trained.state
   if manager.latest_step() is not None:
     state = checkpointing.restore(manager, state, iterator)
     logging.info('%s: resumed from step %d', branch, int(state.step))
   start_step = int(state.step)
-  if start_step >= total:
-    if manager.latest_step() is None:  # train.steps=0: the initial state is the branch
-      checkpointing.save(manager, state, iterator)
-      return {'branch': branch, 'steps': 0, 'resumed_from': 0, 'skipped': False}
-    return {'branch': branch, 'steps': start_step, 'resumed_from': start_step, 'skipped': True}
+  if start_step >= total:  # train.steps=0 on a new workdir: the initial state is the branch
+    checkpointing.save(manager, state, iterator)
+    return {'branch': branch, 'steps': 0, 'resumed_from': 0, 'skipped': False}
   log = MetricsLog(os.path.join(out_dir, 'metrics.jsonl'), start_step)
   mesh = step_lib.data_mesh()
   state = step_lib.replicate(mesh, state)
