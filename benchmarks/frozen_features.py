@@ -59,15 +59,15 @@ def clip_features(clip, beats, audiomae) -> dict[str, np.ndarray]:
   fbank = np.asarray(fbank_lib.encoder_fbank(near, beats.preset, beats.config.num_mel_bins))[0]
   out = {'log-mel mean + std': logmel_features(clip.path),
          'BEATs fbank mean + std': frame_statistics(fbank.T)}
-  for name, encoder in (('BEATs', beats), ('AudioMAE', audiomae)):
-    tokens = np.asarray(encoder(crops))  # [crops, N, D]
+  # BEATs tokens and patch level from one encoder pass; tokens are [crops, N, D]
+  beats_tokens, beats_level = (np.asarray(a) for a in _patch_level(beats)(beats.params, crops))
+  for name, tokens in (('BEATs', beats_tokens), ('AudioMAE', np.asarray(audiomae(crops)))):
     out[f'{name} token mean'] = tokens.mean(1).mean(0)
     out[f'{name} token mean + std'] = np.concatenate([tokens.mean(1), tokens.std(1)],
                                                      axis=1).mean(0)
     if name == 'BEATs':  # tokens are time-major: n = t * rows + f
       rows = beats.config.num_mel_bins // beats.config.input_patch_size
-      for feature, values in zip(ROWS_AND_LEVEL,
-                                 (tokens, np.asarray(_patch_level(beats)(beats.params, crops)[1]))):
+      for feature, values in zip(ROWS_AND_LEVEL, (tokens, beats_level)):
         grid = values.reshape(len(crops), -1, rows, values.shape[-1])
         out[feature] = np.concatenate([grid.mean(1), grid.std(1)],
                                       axis=-1).reshape(len(crops), -1).mean(0)
