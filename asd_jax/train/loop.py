@@ -186,7 +186,7 @@ def train_branch(config: ml_collections.ConfigDict, branch: str, manifest: Manif
                                    num_workers=config.data.num_workers)
   iterator = iter(dataset)
   state = trained.state
-  if manager.latest_step() is not None:
+  if finished is not None:
     state = checkpointing.restore(manager, state, iterator)
     logging.info('%s: resumed from step %d', branch, int(state.step))
   start_step = int(state.step)
