@@ -66,6 +66,8 @@ FROZEN_CLIPS = {
     'packaging_machine': ('ppm_40_film_2', 997.3), 'shredder': ('rpm_1500_sheets_2', 2311.6),
     'hoist': ('spd_2_load_3', 983.9), 'blower': ('rpm_1500_prs_1', 3384.3),
     'washing_machine': ('rpm_50_kg_2', 1121.8), 'escalator': ('spd_1_gear_2', 1025.7),
+    'vacuum_pump': ('rpm_1450_vanes_4', 2006.4), 'lathe': ('rpm_900_feed_1', 1130.1),
+    'loom': ('ppm_300_width_1', 1213.6),
 }
 
 
