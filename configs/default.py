@@ -28,9 +28,10 @@ def encoder_branch(kind: str) -> ml_collections.ConfigDict:
     # conv positional embedding), scaled down: names as in the official cfg dict.
     # The patch embedding keeps all 256 values of a 16x16 patch (narrower patch embeddings
     # measurably lose the spectral detail the scores depend on).
-    branch.tiny = dict(embed_dim=256, encoder_layers=2, encoder_embed_dim=128,
-                       encoder_ffn_embed_dim=256, encoder_attention_heads=2, conv_pos=16,
-                       conv_pos_groups=4, dropout=0.0, attention_dropout=0.0)
+    branch.tiny = dict(input_patch_size=16, embed_dim=256, encoder_layers=2,
+                       encoder_embed_dim=128, encoder_ffn_embed_dim=256,
+                       encoder_attention_heads=2, conv_pos=16, conv_pos_groups=4, dropout=0.0,
+                       attention_dropout=0.0)
   else:
     # A timm ViT as in AudioMAE; num_frames sets the padded input length (multiple of 16).
     branch.tiny = dict(embed_dim=128, depth=2, num_heads=2, mlp_dim=256, num_frames=208)

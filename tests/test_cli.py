@@ -56,3 +56,16 @@ def test_library_info_logs_stay_quiet_unless_verbosity_is_given(tmp_path):
   verbose = _run(*args, '--verbosity=0')
   assert verbose.returncode == 1 and 'JAX process 0/1' in verbose.stderr
   assert info_line.search(verbose.stderr)
+
+
+def test_misspelt_config_field_is_one_line(tmp_path):
+  """ml_collections answers an override of a field the config lacks with a traceback from deep
+  inside its flag parsing; the command names the flag and the suggestion instead."""
+  wrong = _run('run', '--config.train.stepz=3', f'--workdir={tmp_path}/w')
+  assert wrong.returncode == 1
+  assert wrong.stderr.strip() == ("error: --config.train.stepz: the config has no field 'stepz'. "
+                                  'Did you mean "steps" instead of "stepz"?')
+  nested = _run('pretrain', '--config.beats.tiny.patch=8', f'--workdir={tmp_path}/w',
+                f'--output_dir={tmp_path}/o')
+  assert nested.returncode == 1 and 'Traceback' not in nested.stderr
+  assert nested.stderr.startswith("error: --config.beats.tiny.patch: the config has no field")

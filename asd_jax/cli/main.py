@@ -34,7 +34,13 @@ def main(argv=None) -> None:
   if command not in COMMANDS:
     print(f'asd-jax: unknown command {command!r}\n\n{usage()}', file=sys.stderr)
     sys.exit(2)
-  module = importlib.import_module(f'asd_jax.cli.{command}')
+  try:  # ml_collections applies the --config.<field> overrides when the command defines --config
+    module = importlib.import_module(f'asd_jax.cli.{command}')
+  except (AttributeError, KeyError) as e:
+    overrides = [a.split('=')[0] for a in argv[2:] if a.startswith('--config.')]
+    if not overrides:
+      raise
+    _fail_on_unknown_field(e, overrides)
   from absl import app, flags
   # absl's --help shows the docstring of __main__ and the key flags of the module named by
   # sys.argv[0]: make both the command's.
@@ -44,6 +50,19 @@ def main(argv=None) -> None:
       flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
   sys.modules['__main__'].__doc__ = module.__doc__
   app.run(_quiet_unless_asked(module.main), argv=[f'asd-jax {command}', *argv[2:]])
+
+
+def _fail_on_unknown_field(error: BaseException, overrides: list[str]) -> None:
+  """One line for a misspelt --config.<field> (ml_collections raises a bare AttributeError
+  that wraps a KeyError carrying its suggestion)."""
+  while error.args and isinstance(error.args[0], BaseException):
+    error = error.args[0]
+  lines = str(error.args[0] if error.args else error).split('\n')
+  field = lines[0].strip('\'"')
+  named = [o for o in overrides if o.rsplit('.', 1)[-1] == field] or overrides
+  hint = f' {lines[1]}' if len(lines) > 1 else ''
+  print(f'error: {", ".join(named)}: the config has no field {field!r}.{hint}', file=sys.stderr)
+  sys.exit(1)
 
 
 def _quiet_unless_asked(command_main):
