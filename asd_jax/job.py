@@ -129,7 +129,7 @@ class Job:
 
   def embed(self, manifest) -> dict:
     """{(bank, mode): [n_clips, E]} for every trained branch and both channel modes; a bank is
-    a branch's embedding (named after the branch) or its patch level ('<branch>_patch_level')."""
+    a branch's embedding or its patch level (systems_lib.bank_name)."""
     out = {}
     audio = loop.audio_config(self.config)
     with self.stage('embed'):
@@ -138,7 +138,7 @@ class Job:
         step = int(trained.state.step)
         keys = [(output, mode) for output in embed.outputs_of(trained.model)
                 for mode in (systems_lib.TWO_CHANNEL, systems_lib.LEFT_DUPLICATED)]
-        banks = {(output, mode): (branch if output == 'embedding' else f'{branch}_{output}', mode)
+        banks = {(output, mode): (systems_lib.bank_name(branch, output), mode)
                  for output, mode in keys}
         paths = {k: os.path.join(self.workdir, 'embeddings', '{}_{}.npz'.format(*banks[k]))
                  for k in keys}

@@ -11,6 +11,12 @@ from asd_jax.scoring.normal_reference import knn_scores, mahalanobis_scores
 TWO_CHANNEL, LEFT_DUPLICATED = 'two_channel', 'left_duplicated'
 
 
+def bank_name(branch: str, output: str = 'embedding') -> str:
+  """The name of the reference bank of one model output: the branch's own name for its
+  embedding, '<branch>_<output>' for another output (the patch level)."""
+  return branch if output == 'embedding' else f'{branch}_{output}'
+
+
 @dataclasses.dataclass(frozen=True)
 class System:
   name: str
@@ -65,9 +71,9 @@ class SystemScorer:
       train, test = self.indices(machine)
       if branch == 'beats':
         ref, scores = self.mahalanobis_z(self.embeddings[branch, mode], train, test)
-        if (f'{branch}_patch_level', mode) in self.embeddings:  # model.patch_level: z added
-          level_ref, level_scores = self.mahalanobis_z(
-              self.embeddings[f'{branch}_patch_level', mode], train, test)
+        level = bank_name(branch, 'patch_level')
+        if (level, mode) in self.embeddings:  # model.patch_level: z added
+          level_ref, level_scores = self.mahalanobis_z(self.embeddings[level, mode], train, test)
           ref, scores = ref + level_ref, scores + level_scores
       else:
         emb = self.embeddings[branch, mode]
