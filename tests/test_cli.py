@@ -69,3 +69,5 @@ def test_misspelt_config_field_is_one_line(tmp_path):
                 f'--output_dir={tmp_path}/o')
   assert nested.returncode == 1 and 'Traceback' not in nested.stderr
   assert nested.stderr.startswith("error: --config.beats.tiny.patch: the config has no field")
+  spelt = _run('pretrain', '--config.beats.tiny.input_patch_size=8', '--help')  # a real field
+  assert 'error' not in spelt.stderr and spelt.stdout.startswith('Pre-train the tiny encoders')
