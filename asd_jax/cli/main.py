@@ -54,12 +54,15 @@ def main(argv=None) -> None:
 
 def _fail_on_unknown_field(error: BaseException, overrides: list[str]) -> None:
   """One line for a misspelt --config.<field> (ml_collections raises a bare AttributeError
-  that wraps a KeyError carrying its suggestion)."""
-  while error.args and isinstance(error.args[0], BaseException):
-    error = error.args[0]
-  lines = str(error.args[0] if error.args else error).split('\n')
+  that wraps a KeyError carrying its suggestion); any other error is raised again."""
+  cause = error
+  while cause.args and isinstance(cause.args[0], BaseException):
+    cause = cause.args[0]
+  lines = str(cause.args[0] if cause.args else cause).split('\n')
   field = lines[0].strip('\'"')
-  named = [o for o in overrides if o.rsplit('.', 1)[-1] == field] or overrides
+  named = [o for o in overrides if field in o.split('.')[1:]]
+  if not named:  # not a config field after all: a genuine error in the command's import
+    raise error
   hint = f' {lines[1]}' if len(lines) > 1 else ''
   print(f'error: {", ".join(named)}: the config has no field {field!r}.{hint}', file=sys.stderr)
   sys.exit(1)
