@@ -1,6 +1,7 @@
 """The default system on machine families it has never seen: held-out sets × seeds × variants.
 
-python -m benchmarks.heldout_eval --out_dir=O [--sets=A,B --seeds=0,1,2 --variants=default,...]
+python -m benchmarks.heldout_eval --out_dir=O [--sets=A,B --seeds=0,1,2 --variants=default,...
+  --define=NAME:FIELD=VALUE,...]
 
 For each held-out set (asd_jax/data/heldout.py: families outside the pre-training corpus and the
 built-in data, their own clip lengths and bank sizes) and seed, writes the dataset
@@ -25,6 +26,10 @@ _OUT = flags.DEFINE_string('out_dir', 'heldout_eval', 'output folder (resumed wh
 _SETS = flags.DEFINE_list('sets', ['A', 'B'], 'held-out sets (asd_jax/data/heldout.py SETS)')
 _SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2'], 'data and model seeds')
 _VARIANTS = flags.DEFINE_list('variants', ['default'], 'variants to run, from VARIANTS')
+_DEFINE = flags.DEFINE_multi_string(
+    'define', [], 'an extra variant for this invocation, NAME:FIELD=VALUE[,FIELD=VALUE...] as '
+    'config overrides of the default (e.g. a candidate encoder: '
+    'beats_8x8:beats.checkpoint=O/beats); list NAME in --variants to run it')
 
 # name: (what it tests, config overrides, the variant whose branches and embeddings it reuses)
 VARIANTS = {
@@ -54,6 +59,34 @@ VARIANTS = {
 }
 REUSED = ('train', 'pretrained', 'embeddings', 'stages/baselines.done', 'stages/check_audio.done',
           'submission/baseline_mse', 'submission/baseline_mahalanobis')
+
+
+def define_variant(spec: str) -> str:
+  """Adds the variant NAME:FIELD=VALUE[,FIELD=VALUE...] to VARIANTS; returns NAME. A value is
+  read as a Python literal where it is one (8, 0.5, False), else kept as a string (a path)."""
+  import ast
+  from configs import default
+  fields = default.get_config()
+  name, _, overrides = spec.partition(':')
+  if not name or not overrides or name in VARIANTS:
+    raise ValueError(f'--define={spec!r}: expected NAME:FIELD=VALUE[,...] with a new NAME')
+  values = {}
+  for item in overrides.split(','):
+    path, equals, text = item.partition('=')
+    if not equals or not path:
+      raise ValueError(f'--define={spec!r}: {item!r} is not FIELD=VALUE')
+    *parents, leaf = path.split('.')
+    node = fields
+    for part in parents:
+      node = node.get(part) if isinstance(node, (dict, type(fields))) else None
+    if node is None or leaf not in node:  # the default config would grow the field silently
+      raise ValueError(f'--define={spec!r}: the config has no field {path!r}')
+    try:
+      values[path] = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      values[path] = text
+  VARIANTS[name] = (f'defined on the command line: {overrides}', values, None)
+  return name
 
 
 def variant_config(name: str, seed: int):
@@ -136,6 +169,11 @@ def main(argv):
       return json.load(f)
 
   record = saved_record()
+  for spec in _DEFINE.value:
+    try:
+      define_variant(spec)
+    except ValueError as e:
+      raise app.UsageError(str(e))
   for variant in _VARIANTS.value:
     if variant not in VARIANTS:
       raise app.UsageError(f'unknown variant {variant!r}; choose from {sorted(VARIANTS)}')

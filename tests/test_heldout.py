@@ -177,6 +177,24 @@ def test_heldout_eval_variants_and_summary():
   assert '| bank_raw (1 seed) | 60.0 ± 0.0 | 80.0 ± 0.0 |' in table
 
 
+def test_heldout_eval_defines_a_variant_from_the_command_line():
+  from benchmarks import heldout_eval
+  name = heldout_eval.define_variant('candidate:beats.checkpoint=/x/beats,embed.windows=5,'
+                                     'model.patch_level=False')
+  try:
+    config = heldout_eval.variant_config(name, 1)
+    assert (config.beats.checkpoint, config.embed.windows, config.model.patch_level) == (
+        '/x/beats', 5, False)
+    default = heldout_eval.variant_config('default', 1)
+    assert config.audiomae.checkpoint == default.audiomae.checkpoint
+  finally:
+    del heldout_eval.VARIANTS[name]
+  for bad in ('candidate', 'candidate:embed.window=5', 'default:embed.windows=5',
+              'candidate:embed.windows'):
+    with pytest.raises(ValueError, match='--define'):
+      heldout_eval.define_variant(bad)
+
+
 def test_frozen_features_benchmark_scores_like_the_reference_detector(tmp_path):
   """benchmarks/frozen_features.py: its log-mel row is the reference detector's features and
   its official score the evaluator's, so its encoder rows stand on the same scale."""
