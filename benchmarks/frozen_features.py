@@ -43,7 +43,13 @@ ROWS_AND_LEVEL = ('BEATs token mean + std per frequency row', 'BEATs patch level
 @functools.cache
 def _patch_level(encoder):
   """Jitted (params, wave [B, S]) -> (tokens, BEATs patch level [B, N, 2]) (compiled once)."""
-  return jax.jit(functools.partial(encoder.apply, patch_level=True))
+  from asd_jax.encoders.beats import patch_level
+
+  def tokens_and_level(params, wave):
+    tokens, patches = encoder.apply(params, wave, patch_embeddings=True)
+    return tokens, patch_level(patches)
+
+  return jax.jit(tokens_and_level)
 
 
 def clip_features(clip, beats, audiomae) -> dict[str, np.ndarray]:

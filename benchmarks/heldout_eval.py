@@ -54,6 +54,9 @@ VARIANTS = {
     'no_patch_level': ("the BEATs branch scores its embedding alone, not each patch's level "
                        '(model.patch_level=False; the default until 2026-12-02)',
                        {'model.patch_level': False}, 'default'),
+    'patch_embedding': ('the BEATs branch also scores the whole patch embedding before the first '
+                        'LayerNorm, pooled per frequency row and projected at random '
+                        '(model.patch_embedding=True)', {'model.patch_embedding': True}, None),
     'one_crop': ('one centred 2-s crop per clip embedded instead of three',
                  {'embed.windows': 1}, 'default'),
 }

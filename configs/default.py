@@ -83,6 +83,11 @@ def get_config() -> ml_collections.ConfigDict:
   # the rule was written, task2_1 gained 3.3 points over three seeds (docs/heldout.md, "Patch
   # level"); the DCASE configs keep the report's single distance.
   config.model.patch_level = True
+  # BEATs branch only: also score the whole patch embedding before that LayerNorm (mean and std
+  # over time per frequency row of each of its channels), projected at random to embed_dim, as a
+  # third distance whose robust z is added. Off: a candidate (docs/heldout.md, "The whole patch
+  # embedding, projected").
+  config.model.patch_embedding = False
   config.model.gate_bias_init = 1.0  # initial gate bias: favours the near field
   config.model.dtype = 'float32'  # 'bfloat16' runs the encoder in bf16 (fp32 softmax, norms)
   # What the training backward pass recomputes instead of keeping: 'none', 'attention' (scores

@@ -15,6 +15,7 @@ from flax import traverse_util
 
 from asd_jax.audio import fbank as fbank_lib
 from asd_jax.data import synthetic
+from asd_jax.encoders.beats import patch_level
 from asd_jax.model import GatedFusion, arcface_logits, arcface_loss
 from asd_jax.model import build
 from asd_jax.model.asd_model import POOLINGS
@@ -127,8 +128,9 @@ def test_patch_level_is_fused_with_the_tokens_gate_and_left_duplicated_from_one_
   np.testing.assert_allclose(np.asarray(both['patch_level_left_duplicated']),
                              np.asarray(duplicated['patch_level']), rtol=1e-5, atol=1e-5)
   features = fbank_lib.encoder_fbank(wave.reshape(6, -1), model.preset, model.num_mel_bins)
-  _, level = model.encoder.apply({'params': params['encoder']}, features, patch_level=True)
-  level = np.asarray(level).reshape(3, 2, -1, 2)
+  _, patches = model.encoder.apply({'params': params['encoder']}, features,
+                                   patch_embeddings=True)
+  level = np.asarray(patch_level(patches)).reshape(3, 2, -1, 2)
   gate = np.asarray(both['gate'])[..., None]
   fused = gate * level[:, 0] + (1 - gate) * level[:, 1]
   expected = np.stack([np.concatenate([fused[b, f::8].mean(0), fused[b, f::8].std(0)])
@@ -136,6 +138,30 @@ def test_patch_level_is_fused_with_the_tokens_gate_and_left_duplicated_from_one_
   np.testing.assert_allclose(np.asarray(both['patch_level']), expected, rtol=1e-4, atol=1e-4)
   audiomae, _ = build.build_branch(config, 'audiomae', num_attributes=3)
   assert not audiomae.patch_level  # the kNN cosine branch has no patch-level bank
+
+
+def test_patch_embedding_is_fused_pooled_per_row_and_projected():
+  """model.patch_embedding (BEATs only): [B, E], the patch embeddings before the first
+  LayerNorm gated like the tokens, pooled per frequency row (mean and std over time of each
+  channel) and projected by `patch_projection`; the left-duplicated one equals the model run on
+  [near, near] (float32: 1e-4)."""
+  config = tiny_config()
+  config.model.patch_level, config.model.patch_embedding = False, True
+  model, params, wave, both, duplicated = one_pass_and_duplicated(config)
+  assert 'patch_level' not in both and both['patch_embedding'].shape == (3, 32)
+  np.testing.assert_allclose(np.asarray(both['patch_embedding_left_duplicated']),
+                             np.asarray(duplicated['patch_embedding']), rtol=1e-4, atol=1e-4)
+  features = fbank_lib.encoder_fbank(wave.reshape(6, -1), model.preset, model.num_mel_bins)
+  _, patches = model.encoder.apply({'params': params['encoder']}, features,
+                                   patch_embeddings=True)
+  patches = np.asarray(patches).reshape(3, 2, -1, patches.shape[-1])
+  gate = np.asarray(both['gate'])[..., None]
+  fused = gate * patches[:, 0] + (1 - gate) * patches[:, 1]
+  pooled = np.stack([np.concatenate([fused[b, f::8].mean(0), fused[b, f::8].std(0)])
+                     for b in range(3) for f in range(8)]).reshape(3, -1)
+  dense = params['patch_projection']
+  expected = pooled @ np.asarray(dense['kernel']) + np.asarray(dense['bias'])
+  np.testing.assert_allclose(np.asarray(both['patch_embedding']), expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize('branch', ['beats', 'audiomae'])

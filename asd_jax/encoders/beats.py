@@ -114,13 +114,13 @@ class BEATs(nn.Module):
 
   @nn.compact
   def __call__(self, fbank, deterministic: bool = True, classify: bool = False,
-               patch_level: bool = False):
+               patch_embeddings: bool = False):
     """Backbone tokens; with classify=True (fine-tuned files) the class probabilities instead:
     sigmoid of the token-averaged predictor logits, as the official extract_features.
 
-    patch_level=True returns (tokens, level [B, N, 2]): the mean and standard deviation over
-    channels of each patch embedding before the first LayerNorm. That LayerNorm removes both, so
-    the tokens no longer say how loud each patch was (docs/heldout.md, "Patch level").
+    patch_embeddings=True returns (tokens, patch embeddings [B, N, embed_dim]) before the first
+    LayerNorm, which removes each patch's level (`patch_level`), so the tokens no longer say
+    how loud each patch was (docs/heldout.md, "Patch level").
     """
     c = self.config
     patches = PatchEmbed(c.embed_dim, c.input_patch_size, c.conv_bias, self.dtype,
@@ -149,7 +149,12 @@ class BEATs(nn.Module):
         raise ValueError('classify needs a fine-tuned BEATs checkpoint (this one has no predictor)')
       logits = nn.Dense(c.predictor_class, name='predictor')(x.astype(jnp.float32))
       return jax.nn.sigmoid(logits.mean(axis=1))
-    if patch_level:
-      patches = patches.astype(jnp.float32)
-      return x, jnp.stack([patches.mean(-1), patches.std(-1)], axis=-1)
+    if patch_embeddings:
+      return x, patches.astype(jnp.float32)
     return x
+
+
+def patch_level(patches):
+  """[..., embed_dim] patch embeddings before the first LayerNorm -> [..., 2]: their mean and
+  standard deviation over channels, what that LayerNorm removes."""
+  return jnp.stack([patches.mean(-1), patches.std(-1)], axis=-1)

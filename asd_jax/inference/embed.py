@@ -17,9 +17,9 @@ import numpy as np
 from asd_jax.data import pipeline
 from asd_jax.data.layout import Clip
 from asd_jax.io import atomic_write_bytes
-from asd_jax.scoring.systems import LEFT_DUPLICATED, TWO_CHANNEL
+from asd_jax.scoring.systems import EXTRA_OUTPUTS, LEFT_DUPLICATED, TWO_CHANNEL
 
-MODEL_OUTPUTS = ('embedding', 'patch_level')
+MODEL_OUTPUTS = ('embedding', *EXTRA_OUTPUTS)
 
 
 def inputs_identity(clips: list[Clip], settings: list) -> str:
@@ -85,9 +85,9 @@ def extract(model, params, clips: list[Clip], audio: pipeline.AudioConfig, batch
 
 
 def outputs_of(model) -> tuple[str, ...]:
-  """What a branch's model puts in the banks: its embedding, and its pooled patch level when it
-  has one."""
-  return MODEL_OUTPUTS if model.patch_level else MODEL_OUTPUTS[:1]
+  """What a branch's model puts in the banks: its embedding, and its pooled patch level and
+  projected patch embedding when it has them."""
+  return tuple(name for name in MODEL_OUTPUTS if name == 'embedding' or getattr(model, name))
 
 
 def gather_strided(mine: np.ndarray, total: int) -> np.ndarray:

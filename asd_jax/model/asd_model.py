@@ -4,7 +4,9 @@ wave [B, 2, S] -> both channels through the encoder as one batch of 2B rows -> t
 [B, 2, N, D] -> gated fusion [B, N, D] -> pooling -> Dense -> embedding [B, 256].
 ArcFace cosine heads (attribute, domain) sit on the embedding during training only.
 With patch_level (BEATs only), a second output keeps what the encoder's first LayerNorm takes
-away: each patch's level, fused with the same gate and pooled per frequency row, [B, rows·4].
+away: each patch's level, fused with the same gate and pooled per frequency row, [B, rows·4];
+with patch_embedding, a third: the whole patch embedding before that LayerNorm, pooled the same
+way and projected to [B, E].
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from asd_jax.audio import fbank as fbank_lib
+from asd_jax.encoders.beats import patch_level
 from asd_jax.model.arcface import CosineHead
 from asd_jax.model.fusion import (AttentiveStatisticsPooling, GatedFusion, frequency_row_pooling,
                                   gated_mix, mean_pooling, mean_std_pooling)
@@ -33,27 +36,31 @@ class ASDModel(nn.Module):
   frequency_rows: int = 8  # patch rows along frequency ('frequency_rows' pooling)
   leading_tokens: int = 0  # tokens before the patch grid (AudioMAE's cls token)
   gate_bias_init: float = 1.0
-  patch_level: bool = False  # also output the pooled patch level (an encoder with patch_level)
+  patch_level: bool = False  # also output the pooled patch level (BEATs: patch_embeddings)
+  patch_embedding: bool = False  # also output the pooled patch embedding, projected (BEATs)
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, wave, deterministic: bool = True, left_duplicated: bool = False):
     """Returns {'embedding' [B, E], 'gate' [B, N], 'attribute_cos' [B, A], 'domain_cos'}, and
-    'patch_level' [B, rows·4] with patch_level=True.
+    'patch_level' [B, rows·4] with patch_level=True, and 'patch_embedding' [B, E] (the patch
+    embeddings before the first LayerNorm, pooled per frequency row, projected at random to E)
+    with patch_embedding=True.
 
     left_duplicated=True adds 'embedding_left_duplicated': the embedding the same wave would get
     with its near channel fed to both inputs, from the near tokens already computed (the encoder
     is per row, so this is the left-duplicated embedding at half the encoder work), and
-    'patch_level_left_duplicated' likewise with patch_level=True.
+    'patch_level_left_duplicated' and 'patch_embedding_left_duplicated' likewise.
     """
     batch, channels, samples = wave.shape
     features = fbank_lib.encoder_fbank(wave.reshape(batch * channels, samples), self.preset,
                                        self.num_mel_bins)
-    if self.patch_level:
-      tokens, level = self.encoder(features, deterministic=deterministic, patch_level=True)
-      level = level.reshape(batch, channels, *level.shape[1:])
+    patches = None
+    if self.patch_level or self.patch_embedding:
+      tokens, patches = self.encoder(features, deterministic=deterministic, patch_embeddings=True)
+      patches = patches.reshape(batch, channels, *patches.shape[1:])
     else:
-      tokens, level = self.encoder(features, deterministic=deterministic), None
+      tokens = self.encoder(features, deterministic=deterministic)
     tokens = tokens.reshape(batch, channels, *tokens.shape[1:])
     fusion = GatedFusion(self.gate_bias_init, name='fusion')
     if self.pooling == 'mean':
@@ -79,13 +86,14 @@ class ASDModel(nn.Module):
         'attribute_cos': CosineHead(max(self.num_attributes, 1), name='attribute_head')(embedding),
         'domain_cos': CosineHead(self.num_domains, name='domain_head')(embedding),
     }
-    if level is not None:
-      out['patch_level'] = frequency_row_pooling(gated_mix(gate.astype(jnp.float32), level),
-                                                 self.frequency_rows, self.leading_tokens)
-    if left_duplicated:
-      near = tokens[:, :1]
-      out['embedding_left_duplicated'] = embed(jnp.concatenate([near, near], axis=1))[0]
-      if level is not None:
-        out['patch_level_left_duplicated'] = frequency_row_pooling(
-            level[:, 0], self.frequency_rows, self.leading_tokens)
+    rows = lambda x: frequency_row_pooling(x, self.frequency_rows, self.leading_tokens)
+    extra = {}  # output name -> per-channel [B, 2, N, F] values, pooled per row like the tokens
+    if self.patch_level:
+      extra['patch_level'] = (patch_level(patches), lambda pooled: pooled)
+    if self.patch_embedding:
+      extra['patch_embedding'] = (patches, nn.Dense(self.embed_dim, name='patch_projection'))
+    for name, (values, finish) in extra.items():
+      out[name] = finish(rows(gated_mix(gate.astype(jnp.float32), values)))
+      if left_duplicated:
+        out[f'{name}_left_duplicated'] = finish(rows(values[:, 0]))
     return out

@@ -11,6 +11,10 @@ from asd_jax.scoring.normal_reference import knn_scores, mahalanobis_scores
 TWO_CHANNEL, LEFT_DUPLICATED = 'two_channel', 'left_duplicated'
 
 
+# BEATs outputs scored beside the embedding, each as its own Mahalanobis distance (robust z)
+EXTRA_OUTPUTS = ('patch_level', 'patch_embedding')
+
+
 def bank_name(branch: str, output: str = 'embedding') -> str:
   """The name of the reference bank of one model output: the branch's own name for its
   embedding, '<branch>_<output>' for another output (the patch level)."""
@@ -71,10 +75,11 @@ class SystemScorer:
       train, test = self.indices(machine)
       if branch == 'beats':
         ref, scores = self.mahalanobis_z(self.embeddings[branch, mode], train, test)
-        level = bank_name(branch, 'patch_level')
-        if (level, mode) in self.embeddings:  # model.patch_level: z added
-          level_ref, level_scores = self.mahalanobis_z(self.embeddings[level, mode], train, test)
-          ref, scores = ref + level_ref, scores + level_scores
+        for output in EXTRA_OUTPUTS:  # model.patch_level / patch_embedding: their z added
+          bank = bank_name(branch, output)
+          if (bank, mode) in self.embeddings:
+            extra_ref, extra_scores = self.mahalanobis_z(self.embeddings[bank, mode], train, test)
+            ref, scores = ref + extra_ref, scores + extra_scores
       else:
         emb = self.embeddings[branch, mode]
         ref, scores = knn_scores(emb[train], emb[test], self.config.knn_k)
