@@ -67,7 +67,8 @@ FROZEN_CLIPS = {
     'hoist': ('spd_2_load_3', 983.9), 'blower': ('rpm_1500_prs_1', 3384.3),
     'washing_machine': ('rpm_50_kg_2', 1121.8), 'escalator': ('spd_1_gear_2', 1025.7),
     'vacuum_pump': ('rpm_1450_vanes_4', 2006.4), 'lathe': ('rpm_900_feed_1', 1130.1),
-    'loom': ('ppm_300_width_1', 1213.6),
+    'loom': ('ppm_300_width_1', 1213.6), 'jaw_crusher': ('rpm_300_rock_2', 1179.6),
+    'peristaltic_pump': ('rpm_60_rollers_3', 1003.9), 'mixer': ('rpm_18_fill_2', 1338.5),
 }
 
 
