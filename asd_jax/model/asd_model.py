@@ -86,6 +86,9 @@ class ASDModel(nn.Module):
         'attribute_cos': CosineHead(max(self.num_attributes, 1), name='attribute_head')(embedding),
         'domain_cos': CosineHead(self.num_domains, name='domain_head')(embedding),
     }
+    if left_duplicated:
+      near = tokens[:, :1]
+      out['embedding_left_duplicated'] = embed(jnp.concatenate([near, near], axis=1))[0]
     rows = lambda x: frequency_row_pooling(x, self.frequency_rows, self.leading_tokens)
     extra = {}  # output name -> per-channel [B, 2, N, F] values, pooled per row like the tokens
     if self.patch_level:
