@@ -17,7 +17,7 @@ EXTRA_OUTPUTS = ('patch_level', 'patch_embedding')
 
 def bank_name(branch: str, output: str = 'embedding') -> str:
   """The name of the reference bank of one model output: the branch's own name for its
-  embedding, '<branch>_<output>' for another output (the patch level)."""
+  embedding, '<branch>_<output>' for another output (EXTRA_OUTPUTS)."""
   return branch if output == 'embedding' else f'{branch}_{output}'
 
 
