@@ -61,11 +61,19 @@ STREAMS = {'compressor': 0, 'conveyor': 1, 'drill': 2, 'pump': 3, 'slider': 4, '
            'jaw_crusher': 21, 'peristaltic_pump': 22, 'mixer': 23}
 
 
-def _hits(n, times):
+def _hits(n, times, strength=None):
+  """[n] impulses at `times` (s), each of its `strength` (default 1; hits at one sample add);
+  times outside the clip are left out."""
   out = np.zeros(n)
-  idx = (np.asarray(times) * SAMPLE_RATE).astype(int)
-  np.add.at(out, idx[(idx >= 0) & (idx < n)], 1.0)
+  idx, keep = _samples_in_clip(n, times)
+  np.add.at(out, idx[keep], 1.0 if strength is None else np.asarray(strength)[keep])
   return out
+
+
+def _samples_in_clip(n, times):
+  """(sample index of each time, mask of those inside the n-sample clip)."""
+  idx = (np.asarray(times) * SAMPLE_RATE).astype(int)
+  return idx, (idx >= 0) & (idx < n)
 
 
 def _periodic(rng, duration, rate, jitter=0.0):
@@ -247,10 +255,7 @@ def sewing_machine(attrs, anomaly, severity, rng, n):
   strength = np.ones(len(stitches))
   if anomaly == 'skipped_stitch':  # the hook misses: some strikes fall out
     strength[rng.uniform(size=len(stitches)) < severity * 0.8] = 0.0
-  strikes = np.zeros(n)
-  idx = (stitches * SAMPLE_RATE).astype(int)
-  keep = (idx >= 0) & (idx < n)
-  np.add.at(strikes, idx[keep], strength[keep])
+  strikes = _hits(n, stitches, strength)
   frame = {1: [2400.0, 3800.0], 2: [1900.0, 3200.0]}[attrs['fab']]
   x = signals.resonate(strikes, frame, [120.0 * attrs['fab'], 200.0 * attrs['fab']])
   x = x + 0.4 * signals.harmonics(rng, t, 4 * rate, 5)
@@ -473,11 +478,7 @@ def vacuum_pump(attrs, anomaly, severity, rng, n):
     strength[vane::attrs['vanes']] = 1 - 0.6 * severity
     worn = passes[vane::attrs['vanes']]
     chatter = _hits(n, np.concatenate([worn + d for d in (0.002, 0.004, 0.006)]))
-  slaps = np.zeros(n)
-  idx = (passes * SAMPLE_RATE).astype(int)
-  keep = (idx >= 0) & (idx < n)
-  np.add.at(slaps, idx[keep], strength[keep])
-  x = signals.resonate(slaps, [800.0, 2000.0], [90.0, 250.0])
+  x = signals.resonate(_hits(n, passes, strength), [800.0, 2000.0], [90.0, 250.0])
   x = x + 0.3 * signals.harmonics(rng, t, 50.0, 4)
   gurgle = 0.5 + 0.5 * np.sin(2 * np.pi * rot * attrs['vanes'] * t)
   x = x + 0.4 * gurgle * signals.bandpass_noise(rng, n, 200, 1200)
@@ -561,14 +562,11 @@ def peristaltic_pump(attrs, anomaly, severity, rng, n):
   t = np.arange(n) / SAMPLE_RATE
   rot = attrs['rpm'] / 60 * rng.uniform(0.98, 1.02)
   passes = _periodic(rng, t[-1], rot * attrs['rollers'], 0.01)
-  squish = np.zeros(n)
-  idx = (passes * SAMPLE_RATE).astype(int)
-  keep = (idx >= 0) & (idx < n)
-  strength = np.ones(keep.sum())
+  strength = np.ones(len(passes))
   if anomaly == 'tube_wear':  # a worn tube: uneven squeezes and a weep of fluid between them
-    strength = strength * (1 + severity * rng.uniform(-1.0, 1.0, len(strength)))
-  np.add.at(squish, idx[keep], strength)
-  x = signals.resonate(squish, [300.0, 750.0], [60.0, 150.0])
+    inside = _samples_in_clip(n, passes)[1]  # one draw per squeeze in the clip
+    strength[inside] += severity * rng.uniform(-1.0, 1.0, inside.sum())
+  x = signals.resonate(_hits(n, passes, strength), [300.0, 750.0], [60.0, 150.0])
   x = x + 0.3 * signals.harmonics(rng, t, 30 * rot, 4)
   if anomaly == 'tube_wear':
     x = x + severity * 0.4 * signals.bandpass_noise(rng, n, 1500, 3000)
