@@ -35,6 +35,31 @@ def test_corpus_clips_are_deterministic_and_varied():
   assert not np.array_equal(a, corpus_pretrain.corpus_batch(pool, 0, 8, 4, 8000))
 
 
+def test_corpus_batch_unit_pairs_are_one_family_cropped_at_independent_times(monkeypatch):
+  """Each pool sample encodes (clip, channel, sample index), so every row says where it came
+  from: with unit_pairs, rows 2i and 2i + 1 are the near and far channel of one clip, all
+  clips of a batch are of one family, and the two channels' crops start apart."""
+  monkeypatch.setattr(corpus_pretrain, 'GAIN_DB', 0.0)
+  families = len(corpus.FAMILIES)
+  clips, samples = 3 * families + 5, 4000
+  code = (np.arange(clips)[:, None, None] * 100000 + np.arange(2)[None, :, None] * 50000
+          + np.arange(20000)[None, None])
+  offsets_differ = 0
+  for step in range(20):
+    rows = corpus_pretrain.corpus_batch(code.astype(np.float64), 0, step, 8, samples,
+                                        unit_pairs=True).reshape(8, 2, samples)
+    clip = rows[..., 0] // 100000
+    channel = rows[..., 0] % 100000 // 50000
+    start = rows[..., 0] % 50000
+    np.testing.assert_array_equal(np.diff(rows, axis=-1), 1.0)  # contiguous crops
+    assert (clip[:, 0] == clip[:, 1]).all() and (channel == [0, 1]).all()
+    assert len(set(clip[:, 0] % families)) == 1
+    offsets_differ += (start[:, 0] != start[:, 1]).sum()
+  assert offsets_differ > 150  # of 160 pairs; equal starts happen by chance only
+  same_start = corpus_pretrain.corpus_batch(code.astype(np.float64), 0, 3, 8, samples)
+  assert (same_start[0::2, 0] % 50000 == same_start[1::2, 0] % 50000).all()
+
+
 @pytest.mark.parametrize('machine', sorted(heldout.FAMILIES))
 def test_heldout_anomalies_change_the_sound(machine):
   _, attributes, anomalies = heldout.FAMILIES[machine]
@@ -69,6 +94,8 @@ FROZEN_CLIPS = {
     'vacuum_pump': ('rpm_1450_vanes_4', 2006.4), 'lathe': ('rpm_900_feed_1', 1130.1),
     'loom': ('ppm_300_width_1', 1213.6), 'jaw_crusher': ('rpm_300_rock_2', 1179.6),
     'peristaltic_pump': ('rpm_60_rollers_3', 1003.9), 'mixer': ('rpm_18_fill_2', 1338.5),
+    'sander': ('rpm_10000_grit_2', 2845.6), 'cooling_tower': ('rpm_220_flow_1', 1727.6),
+    'bottle_capper': ('bpm_180_cap_1', 986.4),
 }
 
 

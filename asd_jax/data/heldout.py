@@ -1,6 +1,6 @@
 """Held-out machine families: evaluation sets that no pre-training and no tuning has seen.
 
-Twenty-four families in eight sets, none of them in the pre-training corpus (`corpus`) or the
+Twenty-seven families in nine sets, none of them in the pre-training corpus (`corpus`) or the
 built-in set (`synthetic`); `asd-jax synth --machines=pump,slider,conveyor ...` writes them as
 DCASE-style datasets, with the same microphones, domains and layout as the built-in data
 (benchmarks/heldout_eval.py writes and scores every set). Their mechanisms, attributes,
@@ -45,6 +45,11 @@ SETS = {
     # claim about scoring the whole patch embedding (docs/heldout.md states it and its rule).
     'H': dict(machines=('jaw_crusher', 'peristaltic_pump', 'mixer'), clip_seconds=3.0,
               source_train=250, target_train=8, test_per_group=30),
+    # Added on 2026-12-03 (second session), before any system was scored on it: the ninth set,
+    # for the claim about the unit-contrastive pre-training (docs/heldout.md states it and its
+    # rule); the shortest clips and the smallest target bank yet.
+    'I': dict(machines=('sander', 'cooling_tower', 'bottle_capper'), clip_seconds=2.0,
+              source_train=160, target_train=4, test_per_group=30),
 }
 
 # Each family's random stream number (synthetic._clip_rng), frozen so that adding a family
@@ -58,7 +63,8 @@ STREAMS = {'compressor': 0, 'conveyor': 1, 'drill': 2, 'pump': 3, 'slider': 4, '
            'packaging_machine': 12, 'shredder': 13, 'hoist': 14,
            'blower': 15, 'washing_machine': 16, 'escalator': 17,
            'vacuum_pump': 18, 'lathe': 19, 'loom': 20,
-           'jaw_crusher': 21, 'peristaltic_pump': 22, 'mixer': 23}
+           'jaw_crusher': 21, 'peristaltic_pump': 22, 'mixer': 23,
+           'sander': 24, 'cooling_tower': 25, 'bottle_capper': 26}
 
 
 def _hits(n, times, strength=None):
@@ -601,6 +607,74 @@ def mixer(attrs, anomaly, severity, rng, n):
                                               [1700.0, 2900.0], [80.0, 150.0])
   return x + 0.05 * signals.pink_noise(rng, n)
 
+def sander(attrs, anomaly, severity, rng, n):
+  """Random-orbit sander: the motor whines at its rotation harmonics, the abrasive hisses,
+  swelling once per orbit of the eccentric pad; a finer grit hisses higher and softer."""
+  t = np.arange(n) / SAMPLE_RATE
+  rot = attrs['rpm'] / 60 * rng.uniform(0.98, 1.02)
+  x = 0.4 * signals.harmonics(rng, t, rot, 5, decay=1.2)
+  low = {1: 800.0, 2: 1500.0, 3: 2200.0}[attrs['grit']]
+  orbit = 1 + 0.4 * np.sin(2 * np.pi * rot * t + rng.uniform(0, 2 * np.pi))
+  x = x + (1.2 - 0.2 * attrs['grit']) * orbit * signals.bandpass_noise(rng, n, low, 7000)
+  if anomaly == 'torn_disc':  # a torn flap of the disc slaps the work once per orbit
+    x = x + severity * 1.2 * signals.resonate(_hits(n, _periodic(rng, t[-1], rot, 0.02)),
+                                              [1200.0], [150.0])
+  elif anomaly == 'pad_bearing':  # a pitted pad bearing: impacts at the ball-pass rate
+    x = x + severity * 1.0 * signals.impulse_train(rng, t, 3.1 * rot, 5200, 600)
+  return x + 0.05 * signals.pink_noise(rng, n)
+
+
+def cooling_tower(attrs, anomaly, severity, rng, n):
+  """Induced-draft cooling tower: water falls through the fill (a broadband roar and splashes),
+  the big fan's blades pass slowly (a low thump), its gear reducer meshes (a tone); more water
+  flow, more roar."""
+  t = np.arange(n) / SAMPLE_RATE
+  rot = attrs['rpm'] / 60 * rng.uniform(0.98, 1.02)
+  x = 0.5 * attrs['flow'] * signals.bandpass_noise(rng, n, 300, 6000)
+  splashes = _hits(n, rng.uniform(0, t[-1], rng.poisson(60 * attrs['flow'] * t[-1])))
+  x = x + 0.3 * signals.resonate(splashes, [1800.0, 3500.0], [400.0, 700.0])
+  blades = 0.5 + 0.5 * np.sin(2 * np.pi * 6 * rot * t + rng.uniform(0, 2 * np.pi))
+  x = x + 0.5 * blades * signals.bandpass_noise(rng, n, 40, 250)
+  x = x + 0.2 * signals.harmonics(rng, t, 40 * rot, 3)
+  if anomaly == 'blade_imbalance':  # one heavy blade: the whole fan sways once per turn
+    sway = 1 + severity * 1.5 * np.sin(2 * np.pi * rot * t)
+    x = x + severity * 0.8 * sway * signals.bandpass_noise(rng, n, 30, 120)
+  elif anomaly == 'clogged_nozzle':  # a blocked nozzle: a jet drums on one spot of the fill
+    drums = _hits(n, rng.uniform(0, t[-1], int(25 * t[-1])))
+    x = x + severity * 1.0 * signals.resonate(drums, [900.0], [120.0])
+  return x + 0.05 * signals.pink_noise(rng, n)
+
+
+def bottle_capper(attrs, anomaly, severity, rng, n):
+  """Rotary bottle capper: per bottle a capping head spins the cap on (a short rising whir)
+  and its torque clutch releases (a click); bottles clink on the infeed; a larger cap whirs
+  lower."""
+  t = np.arange(n) / SAMPLE_RATE
+  rate = attrs['bpm'] / 60 * rng.uniform(0.98, 1.02)
+  starts = _periodic(rng, t[-1], rate, 0.01)
+  whir_seconds = 0.15
+  pitch = {1: 700.0, 2: 520.0}[attrs['cap']]
+  if anomaly == 'cross_thread':  # a cap goes on crooked: the head grinds longer
+    whir_seconds = 0.15 * (1 + 0.8 * severity)
+  whir = np.zeros(n)
+  for s in starts:
+    i, j = int(s * SAMPLE_RATE), int((s + whir_seconds) * SAMPLE_RATE)
+    if 0 <= i < n:
+      whir[i:j] = np.linspace(0.8, 1.2, len(whir[i:j]))
+  x = 0.5 * np.sin(2 * np.pi * np.cumsum(pitch * np.maximum(whir, 0.8)) / SAMPLE_RATE) * whir
+  clicks = starts + whir_seconds
+  keep = np.ones(len(clicks))
+  if anomaly == 'slipping_clutch':  # the clutch slips: weak, doubled releases
+    keep = keep * (1 - 0.6 * severity)
+    clicks = np.concatenate([clicks, clicks + 0.012])
+    keep = np.concatenate([keep, keep])
+  x = x + 0.8 * signals.resonate(_hits(n, clicks, keep), [3000.0, 5200.0], [250.0, 400.0])
+  clinks = _hits(n, rng.uniform(0, t[-1], rng.poisson(8 * t[-1])))
+  x = x + 0.3 * signals.resonate(clinks, [3900.0, 6100.0], [30.0, 50.0])
+  if anomaly == 'cross_thread':
+    x = x + severity * 0.8 * whir * signals.bandpass_noise(rng, n, 2000, 3000)
+  return x + 0.1 * signals.pink_noise(rng, n)
+
 
 FAMILIES = {
     # name: (sound, ((attribute, source values, target values) × 2), anomalies)
@@ -649,4 +723,10 @@ FAMILIES = {
                          ('tube_wear', 'roller_squeak')),
     'mixer': (mixer, (('rpm', (12, 18), (24,)), ('fill', (1, 2), (3,))),
               ('gear_wear', 'loose_paddle')),
+    'sander': (sander, (('rpm', (8000, 10000), (12000,)), ('grit', (1, 2), (3,))),
+               ('torn_disc', 'pad_bearing')),
+    'cooling_tower': (cooling_tower, (('rpm', (180, 220), (260,)), ('flow', (1, 2), (3,))),
+                      ('blade_imbalance', 'clogged_nozzle')),
+    'bottle_capper': (bottle_capper, (('bpm', (120, 180), (240,)), ('cap', (1, 2), (2,))),
+                      ('cross_thread', 'slipping_clutch')),
 }

@@ -59,6 +59,9 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
                       'config.train.batch_size positive')
   if config.pretrain.steps < 0 or not 0.0 < config.pretrain.mask_ratio < 1.0:
     raise ConfigError('config.pretrain: steps must be >= 0 and mask_ratio in (0, 1)')
+  if config.pretrain.contrastive_weight < 0 or config.pretrain.contrastive_temperature <= 0:
+    raise ConfigError('config.pretrain: contrastive_weight must be >= 0 and '
+                      'contrastive_temperature > 0')
   if config.score.bank_calibration not in BANK_CALIBRATIONS:
     raise ConfigError(f'config.score.bank_calibration: {config.score.bank_calibration!r} is not '
                       f'one of {BANK_CALIBRATIONS}')

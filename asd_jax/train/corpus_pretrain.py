@@ -1,7 +1,8 @@
 """Long self-supervised pre-training of the tiny encoders on the synthetic corpus (`asd-jax
 pretrain`): the run that made the shipped weights in asd_jax/pretrained/.
 
-The objective is the per-dataset one of `pretrain` (masked fbank-patch reconstruction), on a
+The objective is the per-dataset one of `pretrain` (masked fbank-patch reconstruction, and the
+unit-contrastive term when pretrain.contrastive_weight > 0), on a
 pool of corpus clips (both channels as rows, random 2-s crops, random gain per channel) for
 many more steps. Resumable: params and optimiser state go to an Orbax checkpoint every
 `save_every` steps, and the batches are a pure function of (corpus seed, step), so a resumed
@@ -39,14 +40,26 @@ def build_pool(seed: int, clips: int, progress: bool = True) -> np.ndarray:
   return pool
 
 
-def corpus_batch(pool: np.ndarray, seed: int, step: int, batch: int, samples: int) -> np.ndarray:
-  """[2·batch, samples]: `batch` random crops of random pool clips, both channels as rows,
-  each channel with its own random gain; a pure function of (seed, step)."""
+def corpus_batch(pool: np.ndarray, seed: int, step: int, batch: int, samples: int,
+                 unit_pairs: bool = False) -> np.ndarray:
+  """[2·batch, samples]: `batch` random crops of random pool clips, both channels as rows
+  (2i near, 2i + 1 far), each channel with its own random gain; a pure function of (seed,
+  step). With unit_pairs (the unit-contrastive term), every clip of the batch is of one random
+  family, so the negatives are other units of it, and the two channels are cropped at
+  independent times, so a pair shares the machine and nothing that a time offset fixes."""
   rng = np.random.default_rng(np.random.SeedSequence([seed, 1, step]))
-  index = rng.integers(len(pool), size=batch)
-  start = rng.integers(0, pool.shape[-1] - samples + 1, size=batch)
+  if unit_pairs:
+    families = len(corpus.FAMILIES)  # pool clip i is of family i % families (corpus_clip)
+    family = rng.integers(min(families, len(pool)))
+    index = family + families * rng.integers((len(pool) - 1 - family) // families + 1,
+                                             size=batch)
+    start = rng.integers(0, pool.shape[-1] - samples + 1, size=(batch, 2))
+  else:
+    index = rng.integers(len(pool), size=batch)
+    start = np.repeat(rng.integers(0, pool.shape[-1] - samples + 1, size=(batch, 1)), 2, 1)
   gain = 10**(rng.uniform(-GAIN_DB, GAIN_DB, (batch, 2, 1)) / 20)
-  crops = np.stack([pool[i, :, s:s + samples] for i, s in zip(index, start)]).astype(np.float32)
+  crops = np.stack([[pool[i, c, s[c]:s[c] + samples] for c in range(2)]
+                    for i, s in zip(index, start)]).astype(np.float32)
   return (crops * gain).reshape(2 * batch, samples)
 
 
@@ -90,7 +103,8 @@ def pretrain_on_corpus(config: ml_collections.ConfigDict, branch: str, workdir: 
   with open(log_path, 'a') as log:
     for i in tqdm(range(start + 1, steps + 1), desc=f'pretrain {branch}', unit='step',
                   initial=start, total=steps, disable=not progress):
-      wave = corpus_batch(pool, corpus_seed, i, c.batch_size, parts.samples)
+      wave = corpus_batch(pool, corpus_seed, i, c.batch_size, parts.samples,
+                          unit_pairs=c.contrastive_weight > 0)
       params, opt_state, metrics = parts.step(params, opt_state, jnp.asarray(wave),
                                               jax.random.fold_in(parts.rng, i))
       if i % config.train.log_every == 0 or i == steps:
@@ -104,6 +118,7 @@ def pretrain_on_corpus(config: ml_collections.ConfigDict, branch: str, workdir: 
   curve = loss_curve(workdir, branch)
   summary = {'branch': branch, 'steps': steps, 'batch_clips': c.batch_size,
              'pool_clips': pool_clips, 'corpus_seed': corpus_seed,
+             'pretrain': c.to_dict(),
              'families': sorted(corpus.FAMILIES), 'seconds_this_run':
              round(time.perf_counter() - began, 1), 'resumed_from': start,
              'final': curve[-1] if curve else {}, 'tiny': config[branch].tiny.to_dict()}

@@ -10,6 +10,12 @@ reconstructs its patch — blanked ones, and visible ones with their own weight,
 what they see. The encoder is written as a converted-checkpoint folder (W/pretrained/<branch>),
 which the training stage then loads like real weights. The objective and step are shared with
 the corpus pre-training.
+
+With pretrain.contrastive_weight > 0 the objective also tells units apart: each row's tokens,
+pooled per frequency row and projected, must pick out the other microphone of its own clip
+among the batch's rows (NT-Xent). The two microphones share the machine but not the room,
+distance, noise or gain, so what the term rewards is what identifies the machine itself, which
+is what an anomaly changes.
 """
 from __future__ import annotations
 
@@ -31,8 +37,13 @@ from asd_jax.encoders.checkpoint import CONFIG_FILE, is_converted_dir, save_conv
 from asd_jax.encoders.config import config_from_json
 from asd_jax.encoders.encoder import build_module, front_end_preset
 from asd_jax.io import WorkdirError
+from asd_jax.model.arcface import l2_normalize
 from asd_jax.model.build import ENCODER_KINDS, encoder_config
+from asd_jax.model.fusion import frequency_row_pooling
 from asd_jax.train.step import make_optimizer
+
+
+PROJECTION_DIM = 128  # the unit-contrastive projection (SimCLR-style head, dropped after)
 
 
 def pretrained_dir(workdir: str, branch: str) -> str:
@@ -73,15 +84,25 @@ def blank_patches(fbank: jnp.ndarray, mask: jnp.ndarray, p: int) -> jnp.ndarray:
 
 
 class PatchReconstructor(nn.Module):
-  """Encoder + a linear head from each patch token to its p·p fbank values."""
+  """Encoder + a linear head from each patch token to its p·p fbank values; with
+  projection_dim, also an MLP from the tokens pooled per frequency row to an L2-normalised
+  projection for the unit-contrastive term (None without)."""
   encoder: nn.Module
   patch_values: int
   prefix_tokens: int  # tokens before the patch tokens (AudioMAE's cls)
+  frequency_rows: int
+  projection_dim: int = 0
 
   @nn.compact
   def __call__(self, fbank, deterministic: bool = True):
     tokens = self.encoder(fbank, deterministic=deterministic)[:, self.prefix_tokens:]
-    return nn.Dense(self.patch_values, name='reconstruction')(tokens.astype(jnp.float32))
+    tokens = tokens.astype(jnp.float32)
+    reconstruction = nn.Dense(self.patch_values, name='reconstruction')(tokens)
+    if not self.projection_dim:
+      return reconstruction, None
+    pooled = frequency_row_pooling(tokens, self.frequency_rows)
+    hidden = nn.gelu(nn.Dense(2 * self.projection_dim, name='projector_hidden')(pooled))
+    return reconstruction, l2_normalize(nn.Dense(self.projection_dim, name='projector')(hidden))
 
 
 def reconstruction_loss(predicted, target, mask, visible_weight: float):
@@ -93,10 +114,23 @@ def reconstruction_loss(predicted, target, mask, visible_weight: float):
   return masked + visible_weight * visible, (masked, visible)
 
 
+def unit_contrastive_loss(projections, temperature: float):
+  """(NT-Xent loss, top-1 pair accuracy) over L2-normalised rows [2B, E] in which rows 2i and
+  2i + 1 are the two microphones of one clip and every other row is a negative."""
+  n = projections.shape[0]
+  similarity = projections @ projections.T / temperature
+  similarity = jnp.where(jnp.eye(n, dtype=bool), -jnp.inf, similarity)
+  partner = jnp.arange(n) ^ 1
+  log_p = jax.nn.log_softmax(similarity, axis=-1)[jnp.arange(n), partner]
+  return -jnp.mean(log_p), jnp.mean(jnp.argmax(similarity, axis=-1) == partner)
+
+
 def make_pretrain_step(model: PatchReconstructor, preset, num_mel_bins: int, p: int,
                        tx: optax.GradientTransformation, mask_ratio: float,
-                       visible_weight: float):
-  """Pure (params, opt_state, wave [R, S], rng) -> (params, opt_state, metrics); jit it."""
+                       visible_weight: float, contrastive_weight: float = 0.0,
+                       temperature: float = 0.1):
+  """Pure (params, opt_state, wave [R, S], rng) -> (params, opt_state, metrics); jit it.
+  With contrastive_weight > 0, rows 2i and 2i + 1 must be two views of one clip."""
 
   def step(params, opt_state, wave, rng):
     fbank = fbank_lib.encoder_fbank(wave, preset, num_mel_bins)
@@ -105,14 +139,19 @@ def make_pretrain_step(model: PatchReconstructor, preset, num_mel_bins: int, p: 
     mask = jax.random.uniform(mask_rng, target.shape[:2]) < mask_ratio
 
     def loss_fn(params):
-      predicted = model.apply({'params': params}, blank_patches(fbank, mask, p),
-                              deterministic=False, rngs={'dropout': dropout_rng})
-      return reconstruction_loss(predicted, target, mask, visible_weight)
+      predicted, projections = model.apply({'params': params}, blank_patches(fbank, mask, p),
+                                           deterministic=False, rngs={'dropout': dropout_rng})
+      loss, (masked, visible) = reconstruction_loss(predicted, target, mask, visible_weight)
+      metrics = {'masked_mse': masked, 'visible_mse': visible}
+      if contrastive_weight:
+        contrastive, accuracy = unit_contrastive_loss(projections, temperature)
+        loss = loss + contrastive_weight * contrastive
+        metrics.update(contrastive=contrastive, pair_accuracy=accuracy)
+      return loss, metrics
 
-    (loss, (masked, visible)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     updates, opt_state = tx.update(grads, opt_state, params)
-    metrics = {'loss': loss, 'masked_mse': masked, 'visible_mse': visible}
-    return optax.apply_updates(params, updates), opt_state, metrics
+    return optax.apply_updates(params, updates), opt_state, {'loss': loss, **metrics}
 
   return step
 
@@ -139,7 +178,9 @@ def pretraining_parts(config: ml_collections.ConfigDict, branch: str,
   c = config.pretrain
   p = arch.patch_size
   preset = front_end_preset(arch)
-  model = PatchReconstructor(build_module(arch), p * p, arch.prefix_tokens)
+  contrastive = c.contrastive_weight > 0
+  model = PatchReconstructor(build_module(arch), p * p, arch.prefix_tokens,
+                             arch.num_mel_bins // p, PROJECTION_DIM if contrastive else 0)
   samples = int(round(config.data.clip_seconds * 16000))
   rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 100 + ENCODER_KINDS.index(branch))
   init_rng, rng = jax.random.split(rng)
@@ -150,7 +191,8 @@ def pretraining_parts(config: ml_collections.ConfigDict, branch: str,
                                           warmup_steps=c.warmup_steps))
   tx, _ = make_optimizer(optim, steps)
   step = jax.jit(make_pretrain_step(model, preset, arch.num_mel_bins, p, tx, c.mask_ratio,
-                                    c.visible_weight), donate_argnums=(0, 1))
+                                    c.visible_weight, c.contrastive_weight,
+                                    c.contrastive_temperature), donate_argnums=(0, 1))
   return PretrainingParts(arch, params, tx.init(params), step, rng, samples)
 
 
