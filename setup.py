@@ -11,7 +11,7 @@ setup(
     packages=find_packages(include=['asd_jax', 'asd_jax.*', 'checkpoints_convert',
                                     'checkpoints_convert.*', 'configs', 'benchmarks']),
     # The shipped tiny encoders (converted-checkpoint folders) and their model card.
-    package_data={'asd_jax.pretrained': ['MODEL_CARD.md', 'loss_curve.png', '*/config.json',
+    package_data={'asd_jax.pretrained': ['MODEL_CARD.md', '*.png', '*/config.json',
                                          '*/params/*', '*/params/*/*', '*/params/*/*/*']},
     install_requires=[
         'jax>=0.6,<0.11',

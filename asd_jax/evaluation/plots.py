@@ -48,19 +48,30 @@ def plot_machine(path_stem: str, title: str, labels, scores, domains) -> list[st
 
 
 def plot_loss_curves(path: str, curves: dict[str, list[dict]]) -> str:
-  """Pre-training curves, {name: [{'step', 'masked_mse', 'visible_mse'}, ...]}, on a log scale."""
+  """Pre-training curves, {name: [{'step', 'masked_mse', 'visible_mse'}, ...]}, on a log scale;
+  a second panel with the unit-contrastive pair accuracy when any curve logged it."""
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
-  fig, ax = plt.subplots(figsize=(6, 3.6))
+  contrastive = any('pair_accuracy' in r for curve in curves.values() for r in curve)
+  fig, axes = plt.subplots(1, 2 if contrastive else 1, figsize=(11 if contrastive else 6, 3.6),
+                           squeeze=False)
+  ax = axes[0, 0]
   for name, curve in curves.items():
     steps = [r['step'] for r in curve]
     line, = ax.plot(steps, [r['masked_mse'] for r in curve], label=f'{name}: masked patches')
     ax.plot(steps, [r['visible_mse'] for r in curve], ls='--', color=line.get_color(),
             label=f'{name}: visible patches')
+    if contrastive and 'pair_accuracy' in curve[0]:
+      axes[0, 1].plot(steps, [r['pair_accuracy'] for r in curve], color=line.get_color(),
+                      label=name)
   ax.set(xlabel='step', ylabel='reconstruction MSE (normalised fbank)', yscale='log',
          title='corpus pre-training')
   ax.legend(fontsize=8)
+  if contrastive:
+    axes[0, 1].set(xlabel='step', ylabel='share of rows that pick their own unit', ylim=(0, 1.02),
+                   title='unit-contrastive pair accuracy (batch of 32 rows)')
+    axes[0, 1].legend(fontsize=8)
   fig.tight_layout()
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   fig.savefig(path, dpi=110)
