@@ -95,7 +95,8 @@ FROZEN_CLIPS = {
     'loom': ('ppm_300_width_1', 1213.6), 'jaw_crusher': ('rpm_300_rock_2', 1179.6),
     'peristaltic_pump': ('rpm_60_rollers_3', 1003.9), 'mixer': ('rpm_18_fill_2', 1338.5),
     'sander': ('rpm_10000_grit_2', 2845.6), 'cooling_tower': ('rpm_220_flow_1', 1727.6),
-    'bottle_capper': ('bpm_180_cap_1', 986.4),
+    'bottle_capper': ('bpm_180_cap_1', 986.4), 'hammer_mill': ('rpm_1800_hammers_6', 1719.1),
+    'vibrating_screen': ('hz_15_amp_1', 1597.7), 'sliding_door': ('cpm_10_mass_1', 1001.8),
 }
 
 
