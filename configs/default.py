@@ -55,8 +55,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.pretrain.mask_ratio = 0.25  # share of 16x16 fbank patches blanked
   config.pretrain.visible_weight = 1.0  # weight of the visible patches' reconstruction error
   # Weight of the unit-contrastive term (the near microphone must find its own clip's far one
-  # among the batch; asd_jax/train/pretrain.py). 0 = reconstruction only, as the shipped
-  # AudioMAE; the shipped BEATs was pre-trained with 0.5 (asd_jax/pretrained/MODEL_CARD.md).
+  # among the batch; asd_jax/train/pretrain.py). 0 = reconstruction only; the shipped encoders
+  # were pre-trained with 0.5 (asd_jax/pretrained/MODEL_CARD.md).
   config.pretrain.contrastive_weight = 0.0
   config.pretrain.contrastive_temperature = 0.1
 

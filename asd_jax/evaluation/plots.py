@@ -62,9 +62,13 @@ def plot_loss_curves(path: str, curves: dict[str, list[dict]]) -> str:
     line, = ax.plot(steps, [r['masked_mse'] for r in curve], label=f'{name}: masked patches')
     ax.plot(steps, [r['visible_mse'] for r in curve], ls='--', color=line.get_color(),
             label=f'{name}: visible patches')
-    if contrastive and 'pair_accuracy' in curve[0]:
-      axes[0, 1].plot(steps, [r['pair_accuracy'] for r in curve], color=line.get_color(),
-                      label=name)
+    if contrastive and 'pair_accuracy' in curve[0]:  # one family per batch: noisy, so smoothed
+      accuracy = np.array([r['pair_accuracy'] for r in curve])
+      window = min(20, len(accuracy))
+      smooth = np.convolve(accuracy, np.ones(window) / window, mode='valid')
+      axes[0, 1].plot(steps, accuracy, color=line.get_color(), alpha=0.25, lw=0.8)
+      axes[0, 1].plot(steps[window - 1:], smooth, color=line.get_color(),
+                      label=f'{name} (mean of {window} logged steps)')
   ax.set(xlabel='step', ylabel='reconstruction MSE (normalised fbank)', yscale='log',
          title='corpus pre-training')
   ax.legend(fontsize=8)
