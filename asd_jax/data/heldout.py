@@ -737,13 +737,15 @@ def sliding_door(attrs, anomaly, severity, rng, n):
   x = moving * ramp * whine
   stops = t[np.flatnonzero(np.diff(moving) < 0)]
   x = x + signals.resonate(_hits(n, stops), [110.0, 330.0], [20.0, 60.0])
+
+  def while_running(times):  # the times at which the door moves
+    return times[moving[_samples_in_clip(n, times)[0].clip(0, n - 1)] > 0]
+
   if anomaly == 'worn_roller':  # a flat spot on a carriage roller thumps as the door runs
-    thumps = _periodic(rng, t[-1], 9.0, 0.05)
-    thumps = thumps[moving[_samples_in_clip(n, thumps)[0].clip(0, n - 1)] > 0]
+    thumps = while_running(_periodic(rng, t[-1], 9.0, 0.05))
     x = x + severity * 1.2 * signals.resonate(_hits(n, thumps), [600.0], [80.0])
   elif anomaly == 'belt_skip':  # the belt jumps a tooth now and then: a sharp click and a jerk
-    skips = rng.uniform(0, t[-1], rng.poisson(3 * t[-1]))
-    skips = skips[moving[_samples_in_clip(n, skips)[0].clip(0, n - 1)] > 0]
+    skips = while_running(rng.uniform(0, t[-1], rng.poisson(3 * t[-1])))
     x = x + severity * 1.5 * signals.resonate(_hits(n, skips), [2600.0, 4400.0], [200.0, 350.0])
   return x + 0.08 * signals.pink_noise(rng, n)
 
