@@ -59,6 +59,10 @@ VARIANTS = {
                         '(model.patch_embedding=True)', {'model.patch_embedding': True}, None),
     'one_crop': ('one centred 2-s crop per clip embedded instead of three',
                  {'embed.windows': 1}, 'default'),
+    'fbank_level': ("the BEATs branch scores the band level of its input fbank (model.fbank_level)"
+                    " instead of the patch embedding's level", {'model.patch_level': False,
+                                                                'model.fbank_level': True},
+                    'default'),
 }
 REUSED = ('train', 'pretrained', 'embeddings', 'stages/baselines.done', 'stages/check_audio.done',
           'submission/baseline_mse', 'submission/baseline_mahalanobis')

@@ -93,6 +93,10 @@ def get_config() -> ml_collections.ConfigDict:
   # third distance whose robust z is added. Off: on held-out set H, scored after the rule was
   # written, task2_1 fell 0.5 with it (docs/heldout.md, "The whole patch embedding, projected").
   config.model.patch_embedding = False
+  # BEATs branch only: also score the band level of the encoder's own input fbank (mean and std
+  # over time of each 4-bin band, channels mixed by the gate) as a distance whose robust z is
+  # added: a level no pre-training of the encoder can change (docs/heldout.md, "Fbank level").
+  config.model.fbank_level = False
   config.model.gate_bias_init = 1.0  # initial gate bias: favours the near field
   config.model.dtype = 'float32'  # 'bfloat16' runs the encoder in bf16 (fp32 softmax, norms)
   # What the training backward pass recomputes instead of keeping: 'none', 'attention' (scores

@@ -97,6 +97,8 @@ FROZEN_CLIPS = {
     'sander': ('rpm_10000_grit_2', 2845.6), 'cooling_tower': ('rpm_220_flow_1', 1727.6),
     'bottle_capper': ('bpm_180_cap_1', 986.4), 'hammer_mill': ('rpm_1800_hammers_6', 1719.1),
     'vibrating_screen': ('hz_15_amp_1', 1597.7), 'sliding_door': ('cpm_10_mass_1', 1001.8),
+    'treadmill': ('kmh_8_incline_1', 1059.1), 'riveter': ('rivets_30_bar_6', 1063.3),
+    'film_projector': ('fps_24_reel_2', 1296.2),
 }
 
 

@@ -18,7 +18,7 @@ from asd_jax.data import synthetic
 from asd_jax.encoders.beats import patch_level
 from asd_jax.model import GatedFusion, arcface_logits, arcface_loss
 from asd_jax.model import build
-from asd_jax.model.asd_model import POOLINGS
+from asd_jax.model.asd_model import FBANK_BAND_BINS, POOLINGS
 from asd_jax.model.fusion import frequency_row_pooling
 from asd_jax.train import step as step_lib
 from configs import default
@@ -162,6 +162,41 @@ def test_patch_embedding_is_fused_pooled_per_row_and_projected():
   dense = params['patch_projection']
   expected = pooled @ np.asarray(dense['kernel']) + np.asarray(dense['bias'])
   np.testing.assert_allclose(np.asarray(both['patch_embedding']), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_fbank_level_is_the_gated_band_level_of_the_encoder_input():
+  """model.fbank_level (BEATs only): [B, 2·bins/4], brute force in NumPy frame by frame and band
+  by band, each frame and band mixed by the gate of the patch it falls in; frames past the last
+  whole patch left out; the left-duplicated one equals the model run on [near, near] (float32:
+  1e-4). It reads the fbank, not the encoder: other encoder weights leave it unchanged."""
+  config = tiny_config()
+  config.model.patch_level, config.model.fbank_level = False, True
+  model, params, wave, both, duplicated = one_pass_and_duplicated(config)
+  bands = model.num_mel_bins // FBANK_BAND_BINS
+  assert 'patch_level' not in both and both['fbank_level'].shape == (3, 2 * bands)
+  np.testing.assert_allclose(np.asarray(both['fbank_level_left_duplicated']),
+                             np.asarray(duplicated['fbank_level']), rtol=1e-4, atol=1e-4)
+  features = np.asarray(fbank_lib.encoder_fbank(wave.reshape(6, -1), model.preset,
+                                                model.num_mel_bins)).reshape(3, 2, -1, 128)
+  gate = np.asarray(both['gate'])  # [B, N], n = t·8 + row over 16 x 16 patches
+  steps = gate.shape[1] // 8
+  assert features.shape[2] > steps * 16  # some frames do fall past the last patch
+  expected = np.zeros((3, 2 * bands))
+  for b in range(3):
+    mixed = np.zeros((steps * 16, bands))
+    for frame in range(steps * 16):
+      for band in range(bands):
+        g = gate[b, (frame // 16) * 8 + band * FBANK_BAND_BINS // 16]
+        cell = features[b, :, frame, band * FBANK_BAND_BINS:(band + 1) * FBANK_BAND_BINS]
+        mixed[frame, band] = g * cell[0].mean() + (1 - g) * cell[1].mean()
+    expected[b] = np.concatenate([mixed.mean(0), mixed.std(0)])
+  np.testing.assert_allclose(np.asarray(both['fbank_level']), expected, rtol=1e-4, atol=1e-4)
+  params['encoder'] = jax.tree.map(lambda x: x * 1.5, params['encoder'])
+  other = model.apply({'params': params}, wave, left_duplicated=True)
+  np.testing.assert_allclose(np.asarray(other['fbank_level_left_duplicated']),
+                             np.asarray(both['fbank_level_left_duplicated']), rtol=1e-6)
+  audiomae, _ = build.build_branch(config, 'audiomae', num_attributes=3)
+  assert not audiomae.fbank_level  # the kNN cosine branch has no fbank-level bank
 
 
 @pytest.mark.parametrize('branch', ['beats', 'audiomae'])

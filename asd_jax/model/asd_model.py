@@ -6,7 +6,9 @@ ArcFace cosine heads (attribute, domain) sit on the embedding during training on
 With patch_level (BEATs only), a second output keeps what the encoder's first LayerNorm takes
 away: each patch's level, fused with the same gate and pooled per frequency row, [B, rows·4];
 with patch_embedding, a third: the whole patch embedding before that LayerNorm, pooled the same
-way and projected to [B, E].
+way and projected to [B, E]; with fbank_level, the level read from the encoder's input itself:
+mean and standard deviation over time of each band of FBANK_BAND_BINS mel bins, the channels
+mixed by the same gate, [B, 2·bins/FBANK_BAND_BINS].
 """
 from __future__ import annotations
 
@@ -18,11 +20,15 @@ import jax.numpy as jnp
 from asd_jax.audio import fbank as fbank_lib
 from asd_jax.encoders.beats import patch_level
 from asd_jax.model.arcface import CosineHead
-from asd_jax.model.fusion import (AttentiveStatisticsPooling, GatedFusion, frequency_row_pooling,
-                                  gated_mix, mean_pooling, mean_std_pooling)
+from asd_jax.model.fusion import (AttentiveStatisticsPooling, GatedFusion, fbank_band_level,
+                                  frequency_row_pooling, gated_mix, mean_pooling,
+                                  mean_std_pooling)
 
 # mean; mean + std; attentive statistics; mean + std over time per row of frequency patches
 POOLINGS = ('mean', 'meanstd', 'attentive', 'frequency_rows')
+# Mel bins per band of the fbank level: four bands to a 16-bin patch row (2, 4 and 8 were within
+# 0.15 points of each other on seed 0 of held-out A-J; docs/heldout.md, "Fbank level").
+FBANK_BAND_BINS = 4
 
 
 class ASDModel(nn.Module):
@@ -38,6 +44,7 @@ class ASDModel(nn.Module):
   gate_bias_init: float = 1.0
   patch_level: bool = False  # also output the pooled patch level (BEATs: patch_embeddings)
   patch_embedding: bool = False  # also output the pooled patch embedding, projected (BEATs)
+  fbank_level: bool = False  # also output the band level of the encoder's input fbank
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -45,12 +52,13 @@ class ASDModel(nn.Module):
     """Returns {'embedding' [B, E], 'gate' [B, N], 'attribute_cos' [B, A], 'domain_cos'}, and
     'patch_level' [B, rows·4] with patch_level=True, and 'patch_embedding' [B, E] (the patch
     embeddings before the first LayerNorm, pooled per frequency row, projected at random to E)
-    with patch_embedding=True.
+    with patch_embedding=True, and 'fbank_level' [B, 2·bins/FBANK_BAND_BINS] with fbank_level=True.
 
     left_duplicated=True adds 'embedding_left_duplicated': the embedding the same wave would get
     with its near channel fed to both inputs, from the near tokens already computed (the encoder
     is per row, so this is the left-duplicated embedding at half the encoder work), and
-    'patch_level_left_duplicated' and 'patch_embedding_left_duplicated' likewise.
+    'patch_level_left_duplicated', 'patch_embedding_left_duplicated' and
+    'fbank_level_left_duplicated' likewise.
     """
     batch, channels, samples = wave.shape
     features = fbank_lib.encoder_fbank(wave.reshape(batch * channels, samples), self.preset,
@@ -99,4 +107,11 @@ class ASDModel(nn.Module):
       out[name] = finish(rows(gated_mix(gate.astype(jnp.float32), values)))
       if left_duplicated:
         out[f'{name}_left_duplicated'] = finish(rows(values[:, 0]))
+    if self.fbank_level:
+      pair = features.reshape(batch, channels, *features.shape[1:]).astype(jnp.float32)
+      level = lambda g: fbank_band_level(pair, g, self.frequency_rows, FBANK_BAND_BINS)
+      grid_gate = gate[:, self.leading_tokens:].astype(jnp.float32)
+      out['fbank_level'] = level(grid_gate)
+      if left_duplicated:  # the near channel alone: a gate of one everywhere
+        out['fbank_level_left_duplicated'] = level(jnp.ones_like(grid_gate))
     return out

@@ -67,6 +67,27 @@ def frequency_row_pooling(x, rows: int, leading: int = 0):
   return _mean_and_std_over_axis_1(grid).reshape(batch, -1)
 
 
+def fbank_band_level(fbank_pair, gate, rows: int, band_bins: int):
+  """fbank_pair [B, 2, T, M] (each channel's encoder input), gate [B, N] over the encoder's
+  square-patch grid (time-major, `rows` patch rows along frequency) -> [B, 2·M/band_bins]: mean
+  and standard deviation over time of each band of `band_bins` mel bins, the two channels mixed
+  by the gate of the patch each frame and band fall in. The level is read from the fbank itself,
+  so no pre-training of the encoder can change it; frames past the last whole patch, which the
+  encoder drops, are dropped here too."""
+  batch, _, frames, bins = fbank_pair.shape
+  patch = bins // rows
+  steps = gate.shape[1] // rows
+  if band_bins <= 0 or patch % band_bins or steps * patch > frames:
+    raise ValueError(f'{band_bins}-bin bands do not tile the {patch}-bin patches of a '
+                     f'{frames}x{bins} fbank with {gate.shape[1]} patches')
+  bands = fbank_pair[:, :, :steps * patch].reshape(batch, 2, steps * patch, bins // band_bins,
+                                                   band_bins).mean(-1)
+  per_frame = jnp.repeat(jnp.repeat(gate.reshape(batch, steps, rows), patch, axis=1),
+                         patch // band_bins, axis=2)  # [B, frames, bands]
+  mixed = per_frame * bands[:, 0] + (1 - per_frame) * bands[:, 1]
+  return _mean_and_std_over_axis_1(mixed)
+
+
 def _mean_and_std_over_axis_1(x):
   """[B, N, ...] -> [B, ..., 2·last]: mean and standard deviation (floored at 1e-3) over axis 1,
   concatenated along the last axis."""
