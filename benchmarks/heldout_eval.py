@@ -34,7 +34,7 @@ _DEFINE = flags.DEFINE_multi_string(
 # name: (what it tests, config overrides, the variant whose branches and embeddings it reuses)
 VARIANTS = {
     'default': ('the default config: shipped corpus-pre-trained encoders, not adapted '
-                '(train.steps=0), patch level scored (model.patch_level=True)', {}, None),
+                '(train.steps=0), fbank level scored (model.fbank_level=True)', {}, None),
     'lora_arcface': ("LoRA + ArcFace trained for 150 steps (the report's recipe; the default "
                      'until 2026-12-02)', {'train.steps': 150}, None),
     'dataset_pretrain': ('encoders pre-trained on the dataset itself (600 steps), no shipped '
@@ -51,18 +51,18 @@ VARIANTS = {
     'frequency_row_pooling': ('mean and standard deviation over time per row of frequency patches '
                               '(model.pooling=frequency_rows, as the default)',
                               {'model.pooling': 'frequency_rows'}, None),
-    'no_patch_level': ("the BEATs branch scores its embedding alone, not each patch's level "
-                       '(model.patch_level=False; the default until 2026-12-02)',
-                       {'model.patch_level': False}, 'default'),
+    'no_level': ('the BEATs branch scores its embedding alone, no level beside it '
+                 '(model.fbank_level=False; the default until 2026-12-02)',
+                 {'model.fbank_level': False}, 'default'),
+    'patch_level': ("the BEATs branch scores the patch embedding's level instead of the fbank's "
+                    '(model.patch_level=True, model.fbank_level=False; the default from '
+                    '2026-12-02 until set K decided against it on 2026-12-03)',
+                    {'model.patch_level': True, 'model.fbank_level': False}, 'default'),
     'patch_embedding': ('the BEATs branch also scores the whole patch embedding before the first '
                         'LayerNorm, pooled per frequency row and projected at random '
                         '(model.patch_embedding=True)', {'model.patch_embedding': True}, None),
     'one_crop': ('one centred 2-s crop per clip embedded instead of three',
                  {'embed.windows': 1}, 'default'),
-    'fbank_level': ("the BEATs branch scores the band level of its input fbank (model.fbank_level)"
-                    " instead of the patch embedding's level", {'model.patch_level': False,
-                                                                'model.fbank_level': True},
-                    'default'),
 }
 REUSED = ('train', 'pretrained', 'embeddings', 'stages/baselines.done', 'stages/check_audio.done',
           'submission/baseline_mse', 'submission/baseline_mahalanobis')
