@@ -20,7 +20,10 @@ def steps(config) -> tuple[list, list, tuple]:
   from asd_jax.scoring import systems
   names = ', '.join(s.name for s in systems.presets(config.score))
   lora = config.lora
-  level = '\nof embedding + patch level' if config.model.patch_level else ''
+  levels = [name for name, on in (('patch level', config.model.patch_level),
+                                  ('fbank level', config.model.fbank_level)) if on]
+  level = ''.join(f' + {name}' for name in levels)
+  level = f'\nof embedding{level}' if levels else ''
   first = [
       ('DCASE-layout WAVs', 'near + far channel, 16 kHz;\nbad files named, then skipped\n'
        'or refused', 'asd_jax/data/layout.py'),
