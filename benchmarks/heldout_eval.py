@@ -61,6 +61,9 @@ VARIANTS = {
     'patch_embedding': ('the BEATs branch also scores the whole patch embedding before the first '
                         'LayerNorm, pooled per frequency row and projected at random '
                         '(model.patch_embedding=True)', {'model.patch_embedding': True}, None),
+    'fbank_modulation': ('the BEATs branch also scores the modulation spectrum of the fbank '
+                         'bands beside their level (model.fbank_modulation=True)',
+                         {'model.fbank_modulation': True}, 'default'),
     'one_crop': ('one centred 2-s crop per clip embedded instead of three',
                  {'embed.windows': 1}, 'default'),
 }

@@ -18,7 +18,7 @@ from asd_jax.data import synthetic
 from asd_jax.encoders.beats import patch_level
 from asd_jax.model import GatedFusion, arcface_logits, arcface_loss
 from asd_jax.model import build
-from asd_jax.model.asd_model import FBANK_BAND_BINS, POOLINGS
+from asd_jax.model.asd_model import FBANK_BAND_BINS, MODULATION_EDGES_HZ, POOLINGS
 from asd_jax.model.fusion import frequency_row_pooling
 from asd_jax.train import step as step_lib
 from configs import default
@@ -197,6 +197,44 @@ def test_fbank_level_is_the_gated_band_level_of_the_encoder_input():
                              np.asarray(both['fbank_level_left_duplicated']), rtol=1e-6)
   audiomae, _ = build.build_branch(config, 'audiomae', num_attributes=3)
   assert not audiomae.fbank_level  # the kNN cosine branch has no fbank-level bank
+
+
+def test_fbank_modulation_is_the_band_modulation_spectrum_of_the_gated_fbank():
+  """model.fbank_modulation (BEATs only): [B, rows·6], brute force in NumPy with an explicit
+  DFT sum: the gated 4-bin bands (as the fbank level mixes them), mean removed, Hann window,
+  mean power in each modulation band, log, averaged per patch row (float32: 1e-3 on logs of
+  powers); the left-duplicated one equals the model run on [near, near]. A crop too short to
+  resolve the lowest band is a clear error."""
+  config = tiny_config()
+  config.model.patch_level, config.model.fbank_modulation = False, True
+  model, params, wave, both, duplicated = one_pass_and_duplicated(config)
+  edges = MODULATION_EDGES_HZ
+  assert both['fbank_modulation'].shape == (3, 8 * (len(edges) - 1))
+  np.testing.assert_allclose(np.asarray(both['fbank_modulation_left_duplicated']),
+                             np.asarray(duplicated['fbank_modulation']), rtol=1e-4, atol=1e-3)
+  features = np.asarray(fbank_lib.encoder_fbank(wave.reshape(6, -1), model.preset,
+                                                model.num_mel_bins)).astype(np.float64)
+  features = features.reshape(3, 2, -1, 128)
+  gate = np.asarray(both['gate'], np.float64)
+  frames = gate.shape[1] // 8 * 16
+  bands = features[:, :, :frames].reshape(3, 2, frames, 32, 4).mean(-1)
+  rows_of_gate = np.repeat(np.repeat(gate.reshape(3, -1, 8), 16, axis=1), 4, axis=2)
+  mixed = rows_of_gate * bands[:, 0] + (1 - rows_of_gate) * bands[:, 1]
+  n = np.arange(frames)
+  window = 0.5 - 0.5 * np.cos(2 * np.pi * n / (frames - 1))
+  mixed = (mixed - mixed.mean(axis=1, keepdims=True)) * window[None, :, None]
+  log_power = np.zeros((3, 32, len(edges) - 1))
+  for j in range(len(edges) - 1):
+    ks = [k for k in range(frames // 2 + 1)  # 10-ms frames: bin k is k·100/frames Hz
+          if edges[j] <= k * 100.0 / frames < edges[j + 1]]
+    power = [np.abs((mixed * np.exp(-2j * np.pi * k * n / frames)[None, :, None]).sum(1))**2
+             for k in ks]
+    log_power[:, :, j] = np.log(np.mean(power, axis=0) + 1e-6)
+  expected = log_power.reshape(3, 8, 4, -1).mean(2).reshape(3, -1)
+  np.testing.assert_allclose(np.asarray(both['fbank_modulation']), expected, rtol=1e-4, atol=1e-3)
+  config.data.clip_seconds = 0.5
+  with pytest.raises(ValueError, match='modulation band'):
+    build.build_branch(config, 'beats', num_attributes=3)
 
 
 @pytest.mark.parametrize('branch', ['beats', 'audiomae'])

@@ -8,7 +8,9 @@ away: each patch's level, fused with the same gate and pooled per frequency row,
 with patch_embedding, a third: the whole patch embedding before that LayerNorm, pooled the same
 way and projected to [B, E]; with fbank_level, the level read from the encoder's input itself:
 mean and standard deviation over time of each band of FBANK_BAND_BINS mel bins, the channels
-mixed by the same gate, [B, 2·bins/FBANK_BAND_BINS].
+mixed by the same gate, [B, 2·bins/FBANK_BAND_BINS]; with fbank_modulation, how fast those
+bands move: their log power in each modulation band of MODULATION_EDGES_HZ, averaged per patch
+row, [B, rows·6].
 """
 from __future__ import annotations
 
@@ -21,14 +23,17 @@ from asd_jax.audio import fbank as fbank_lib
 from asd_jax.encoders.beats import patch_level
 from asd_jax.model.arcface import CosineHead
 from asd_jax.model.fusion import (AttentiveStatisticsPooling, GatedFusion, fbank_band_level,
-                                  frequency_row_pooling, gated_mix, mean_pooling,
-                                  mean_std_pooling)
+                                  fbank_band_modulation, frequency_row_pooling, gated_mix,
+                                  mean_pooling, mean_std_pooling)
 
 # mean; mean + std; attentive statistics; mean + std over time per row of frequency patches
 POOLINGS = ('mean', 'meanstd', 'attentive', 'frequency_rows')
 # Mel bins per band of the fbank level: four bands to a 16-bin patch row (2, 4 and 8 were within
 # 0.15 points of each other on seed 0 of held-out A-J; docs/heldout.md, "Fbank level").
 FBANK_BAND_BINS = 4
+# Modulation bands (Hz) of model.fbank_modulation: octaves from 0.5 Hz up to the 50-Hz Nyquist
+# rate of the fbank's 10-ms frames (a 2-s crop resolves 0.52 Hz).
+MODULATION_EDGES_HZ = (0.5, 2.0, 4.0, 8.0, 16.0, 32.0, 50.0)
 
 
 class ASDModel(nn.Module):
@@ -45,6 +50,7 @@ class ASDModel(nn.Module):
   patch_level: bool = False  # also output the pooled patch level (BEATs: patch_embeddings)
   patch_embedding: bool = False  # also output the pooled patch embedding, projected (BEATs)
   fbank_level: bool = False  # also output the band level of the encoder's input fbank
+  fbank_modulation: bool = False  # also output the bands' modulation spectrum (BEATs)
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -52,13 +58,14 @@ class ASDModel(nn.Module):
     """Returns {'embedding' [B, E], 'gate' [B, N], 'attribute_cos' [B, A], 'domain_cos'}, and
     'patch_level' [B, rows·4] with patch_level=True, and 'patch_embedding' [B, E] (the patch
     embeddings before the first LayerNorm, pooled per frequency row, projected at random to E)
-    with patch_embedding=True, and 'fbank_level' [B, 2·bins/FBANK_BAND_BINS] with fbank_level=True.
+    with patch_embedding=True, and 'fbank_level' [B, 2·bins/FBANK_BAND_BINS] with fbank_level=True,
+    and 'fbank_modulation' [B, rows·6] with fbank_modulation=True.
 
     left_duplicated=True adds 'embedding_left_duplicated': the embedding the same wave would get
     with its near channel fed to both inputs, from the near tokens already computed (the encoder
     is per row, so this is the left-duplicated embedding at half the encoder work), and
-    'patch_level_left_duplicated', 'patch_embedding_left_duplicated' and
-    'fbank_level_left_duplicated' likewise.
+    'patch_level_left_duplicated', 'patch_embedding_left_duplicated',
+    'fbank_level_left_duplicated' and 'fbank_modulation_left_duplicated' likewise.
     """
     batch, channels, samples = wave.shape
     features = fbank_lib.encoder_fbank(wave.reshape(batch * channels, samples), self.preset,
@@ -107,11 +114,18 @@ class ASDModel(nn.Module):
       out[name] = finish(rows(gated_mix(gate.astype(jnp.float32), values)))
       if left_duplicated:
         out[f'{name}_left_duplicated'] = finish(rows(values[:, 0]))
+    pair = features.reshape(batch, channels, *features.shape[1:]).astype(jnp.float32)
+    grid_gate = gate[:, self.leading_tokens:].astype(jnp.float32)
+    read_from_fbank = {}  # output name -> function of the gate over the patch grid
     if self.fbank_level:
-      pair = features.reshape(batch, channels, *features.shape[1:]).astype(jnp.float32)
-      level = lambda g: fbank_band_level(pair, g, self.frequency_rows, FBANK_BAND_BINS)
-      grid_gate = gate[:, self.leading_tokens:].astype(jnp.float32)
-      out['fbank_level'] = level(grid_gate)
+      read_from_fbank['fbank_level'] = lambda g: fbank_band_level(
+          pair, g, self.frequency_rows, FBANK_BAND_BINS)
+    if self.fbank_modulation:
+      read_from_fbank['fbank_modulation'] = lambda g: fbank_band_modulation(
+          pair, g, self.frequency_rows, FBANK_BAND_BINS,
+          fbank_lib.SAMPLE_RATE / fbank_lib.FRAME_SHIFT, MODULATION_EDGES_HZ)
+    for name, read in read_from_fbank.items():
+      out[name] = read(grid_gate)
       if left_duplicated:  # the near channel alone: a gate of one everywhere
-        out['fbank_level_left_duplicated'] = level(jnp.ones_like(grid_gate))
+        out[f'{name}_left_duplicated'] = read(jnp.ones_like(grid_gate))
     return out

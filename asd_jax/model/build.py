@@ -100,6 +100,7 @@ def build_branch(config: ml_collections.ConfigDict, branch: str, num_attributes:
                    patch_level=bool(config.model.patch_level) and arch.kind == 'beats',
                    patch_embedding=bool(config.model.patch_embedding) and arch.kind == 'beats',
                    fbank_level=bool(config.model.fbank_level) and arch.kind == 'beats',
+                   fbank_modulation=bool(config.model.fbank_modulation) and arch.kind == 'beats',
                    leading_tokens=1 if arch.kind == 'audiomae' else 0, dtype=dtype)
   samples = int(round(config.data.clip_seconds * 16000))
   rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), ENCODER_KINDS.index(branch))

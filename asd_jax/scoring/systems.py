@@ -12,7 +12,7 @@ TWO_CHANNEL, LEFT_DUPLICATED = 'two_channel', 'left_duplicated'
 
 
 # BEATs outputs scored beside the embedding, each as its own Mahalanobis distance (robust z)
-EXTRA_OUTPUTS = ('patch_level', 'patch_embedding', 'fbank_level')
+EXTRA_OUTPUTS = ('patch_level', 'patch_embedding', 'fbank_level', 'fbank_modulation')
 
 
 def bank_name(branch: str, output: str = 'embedding') -> str:
@@ -75,7 +75,7 @@ class SystemScorer:
       train, test = self.indices(machine)
       if branch == 'beats':
         ref, scores = self.mahalanobis_z(self.embeddings[branch, mode], train, test)
-        for output in EXTRA_OUTPUTS:  # model.patch_level / patch_embedding / fbank_level: z added
+        for output in EXTRA_OUTPUTS:  # the model's extra BEATs outputs: each one's z added
           bank = bank_name(branch, output)
           if (bank, mode) in self.embeddings:
             extra_ref, extra_scores = self.mahalanobis_z(self.embeddings[bank, mode], train, test)
