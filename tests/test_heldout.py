@@ -98,7 +98,8 @@ FROZEN_CLIPS = {
     'bottle_capper': ('bpm_180_cap_1', 986.4), 'hammer_mill': ('rpm_1800_hammers_6', 1719.1),
     'vibrating_screen': ('hz_15_amp_1', 1597.7), 'sliding_door': ('cpm_10_mass_1', 1001.8),
     'treadmill': ('kmh_8_incline_1', 1059.1), 'riveter': ('rivets_30_bar_6', 1063.3),
-    'film_projector': ('fps_24_reel_2', 1296.2),
+    'film_projector': ('fps_24_reel_2', 1296.2), 'dishwasher': ('arm_30_prog_1', 1077.2),
+    'knitting_machine': ('cpm_30_gauge_5', 946.3), 'tumble_dryer': ('rpm_45_load_2', 1090.3),
 }
 
 
