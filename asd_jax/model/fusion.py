@@ -68,13 +68,12 @@ def frequency_row_pooling(x, rows: int, leading: int = 0):
   return _mean_and_std_over_axis_1(grid).reshape(batch, -1)
 
 
-def fbank_band_level(fbank_pair, gate, rows: int, band_bins: int):
+def gated_fbank_bands(fbank_pair, gate, rows: int, band_bins: int):
   """fbank_pair [B, 2, T, M] (each channel's encoder input), gate [B, N] over the encoder's
-  square-patch grid (time-major, `rows` patch rows along frequency) -> [B, 2·M/band_bins]: mean
-  and standard deviation over time of each band of `band_bins` mel bins, the two channels mixed
-  by the gate of the patch each frame and band fall in. The level is read from the fbank itself,
-  so no pre-training of the encoder can change it; frames past the last whole patch, which the
-  encoder drops, are dropped here too."""
+  square-patch grid (time-major, `rows` patch rows along frequency) -> [B, frames, M/band_bins]:
+  each band of `band_bins` mel bins, the two channels mixed by the gate of the patch each frame
+  and band fall in. Frames past the last whole patch, which the encoder drops, are dropped here
+  too."""
   batch, _, frames, bins = fbank_pair.shape
   patch = bins // rows
   steps = gate.shape[1] // rows
@@ -85,36 +84,31 @@ def fbank_band_level(fbank_pair, gate, rows: int, band_bins: int):
                                                    band_bins).mean(-1)
   per_frame = jnp.repeat(jnp.repeat(gate.reshape(batch, steps, rows), patch, axis=1),
                          patch // band_bins, axis=2)  # [B, frames, bands]
-  mixed = per_frame * bands[:, 0] + (1 - per_frame) * bands[:, 1]
-  return _mean_and_std_over_axis_1(mixed)
+  return per_frame * bands[:, 0] + (1 - per_frame) * bands[:, 1]
+
+
+def fbank_band_level(fbank_pair, gate, rows: int, band_bins: int):
+  """[B, 2·M/band_bins]: mean and standard deviation over time of each gated band
+  (gated_fbank_bands). The level is read from the fbank itself, so no pre-training of the
+  encoder can change it."""
+  return _mean_and_std_over_axis_1(gated_fbank_bands(fbank_pair, gate, rows, band_bins))
 
 
 def fbank_band_modulation(fbank_pair, gate, rows: int, band_bins: int, frame_rate: float,
                           edges_hz) -> jnp.ndarray:
-  """fbank_pair [B, 2, T, M], gate [B, N] as for fbank_band_level -> [B, rows·(len(edges)-1)]:
-  how fast each band's level moves. Each band of `band_bins` mel bins (the channels mixed by
-  the gate as in fbank_band_level), its mean over time removed, Hann-windowed over the frames of
-  the whole patches; the log of its mean power in each modulation band [edges_hz[k],
-  edges_hz[k+1]) of the frame rate's spectrum, averaged over the bands of each patch row. A
-  rhythm (stitches, clicks, strokes) or a beat between tones shows here, not in the level."""
-  batch, _, frames, bins = fbank_pair.shape
-  patch = bins // rows
-  steps = gate.shape[1] // rows
-  if band_bins <= 0 or patch % band_bins or steps * patch > frames:
-    raise ValueError(f'{band_bins}-bin bands do not tile the {patch}-bin patches of a '
-                     f'{frames}x{bins} fbank with {gate.shape[1]} patches')
-  length = steps * patch
+  """[B, rows·(len(edges_hz)-1)]: how fast each gated band (gated_fbank_bands) moves. Its mean
+  over time removed, Hann-windowed; the log of its mean power in each modulation band
+  [edges_hz[k], edges_hz[k+1]) of the frame rate's spectrum, averaged over the bands of each
+  patch row. A rhythm (stitches, clicks, strokes) or a beat between tones shows here, not in
+  the level."""
+  mixed = gated_fbank_bands(fbank_pair, gate, rows, band_bins)
+  batch, length, _ = mixed.shape
   frequencies = np.fft.rfftfreq(length, 1.0 / frame_rate)
   masks = np.stack([(frequencies >= low) & (frequencies < high)
                     for low, high in zip(edges_hz[:-1], edges_hz[1:])], axis=1)
   if not masks.any(axis=0).all():
     raise ValueError(f'{length} frames at {frame_rate} Hz ({frequencies[1]:.2f}-Hz resolution) '
                      f'leave a modulation band of {tuple(edges_hz)} Hz empty: crops too short')
-  bands = fbank_pair[:, :, :length].reshape(batch, 2, length, bins // band_bins,
-                                            band_bins).mean(-1)
-  per_frame = jnp.repeat(jnp.repeat(gate.reshape(batch, steps, rows), patch, axis=1),
-                         patch // band_bins, axis=2)  # [B, frames, bands]
-  mixed = per_frame * bands[:, 0] + (1 - per_frame) * bands[:, 1]
   mixed = (mixed - mixed.mean(axis=1, keepdims=True)) * jnp.hanning(length)[None, :, None]
   power = jnp.square(jnp.abs(jnp.fft.rfft(mixed, axis=1)))  # [B, frequencies, bands]
   masks = jnp.asarray(masks, jnp.float32)
