@@ -64,6 +64,9 @@ VARIANTS = {
     'fbank_modulation': ('the BEATs branch also scores the modulation spectrum of the fbank '
                          'bands beside their level (model.fbank_modulation=True)',
                          {'model.fbank_modulation': True}, 'default'),
+    'level_weight_2': ("the fbank level's robust z counted twice in the BEATs branch "
+                       '(score.extra_output_weight=2)', {'score.extra_output_weight': 2.0},
+                       'default'),
     'one_crop': ('one centred 2-s crop per clip embedded instead of three',
                  {'embed.windows': 1}, 'default'),
 }

@@ -163,6 +163,9 @@ def get_config() -> ml_collections.ConfigDict:
   # min, so the 10-clip target bank and the 400-clip source bank compete on one scale
   # (task2_1 on the built-in data, seed 0: +4.0 points over 'none'; README Results).
   config.score.bank_calibration = 'robust_z'
+  # BEATs branch: the weight of each extra output's robust z (model.fbank_level and the like)
+  # in the sum with the embedding's, before that sum's own robust z.
+  config.score.extra_output_weight = 1.0
   config.score.decision_quantile = 0.9  # gamma-fit threshold on normal scores
 
   # --- official autoencoder baseline ---

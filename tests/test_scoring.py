@@ -149,8 +149,9 @@ def test_gamma_threshold_is_the_fitted_quantile():
 
 def test_beats_branch_adds_the_robust_z_of_its_patch_level_distance():
   """With a '<branch>_patch_level' bank the BEATs score is the robust z (fitted on the reference
-  clips) of z(embedding distance) + z(patch-level distance), each as mahalanobis_scores and
-  RobustZ give it on its own; without one it is the embedding's alone."""
+  clips) of z(embedding distance) + w·z(patch-level distance), each as mahalanobis_scores and
+  RobustZ give it on its own, w = score.extra_output_weight; without one it is the embedding's
+  alone."""
   from asd_jax.data.layout import Clip
   from asd_jax.scoring import systems
   from configs import default
@@ -190,3 +191,10 @@ def test_beats_branch_adds_the_robust_z_of_its_patch_level_distance():
   z3 = calibration.RobustZ.fit(e_ref + l_ref + p_ref)
   np.testing.assert_allclose(all_three.branch_z('beats', mode, 'fan')[1],
                              z3(e_test + l_test + p_test), rtol=1e-9)
+  weighted = default.get_config().score
+  weighted.extra_output_weight = 2.0  # score.extra_output_weight scales each extra z
+  twice = systems.SystemScorer(clips, {('beats', mode): embedding,
+                                       ('beats_patch_level', mode): level}, weighted)
+  z2 = calibration.RobustZ.fit(e_ref + 2 * l_ref)
+  np.testing.assert_allclose(twice.branch_z('beats', mode, 'fan')[1], z2(e_test + 2 * l_test),
+                             rtol=1e-9)

@@ -75,11 +75,12 @@ class SystemScorer:
       train, test = self.indices(machine)
       if branch == 'beats':
         ref, scores = self.mahalanobis_z(self.embeddings[branch, mode], train, test)
+        weight = self.config.extra_output_weight
         for output in EXTRA_OUTPUTS:  # the model's extra BEATs outputs: each one's z added
           bank = bank_name(branch, output)
           if (bank, mode) in self.embeddings:
             extra_ref, extra_scores = self.mahalanobis_z(self.embeddings[bank, mode], train, test)
-            ref, scores = ref + extra_ref, scores + extra_scores
+            ref, scores = ref + weight * extra_ref, scores + weight * extra_scores
       else:
         emb = self.embeddings[branch, mode]
         ref, scores = knn_scores(emb[train], emb[test], self.config.knn_k)
