@@ -164,7 +164,8 @@ def get_config() -> ml_collections.ConfigDict:
   # (task2_1 on the built-in data, seed 0: +4.0 points over 'none'; README Results).
   config.score.bank_calibration = 'robust_z'
   # BEATs branch: the weight of each extra output's robust z (model.fbank_level and the like)
-  # in the sum with the embedding's, before that sum's own robust z.
+  # in the sum with the embedding's, before that sum's own robust z. 2 added 0.5 on A-K, where
+  # it was found, and lost on held-out sets L and M (docs/heldout.md, "The level's weight").
   config.score.extra_output_weight = 1.0
   config.score.decision_quantile = 0.9  # gamma-fit threshold on normal scores
 
