@@ -8,15 +8,18 @@ built-in data, their own clip lengths and bank sizes) and seed, writes the datas
 (O/data/<set>_seed<s>, data seed = s) and runs the whole job on it (O/runs/<variant>/<set>_seed<s>,
 config.seed = s), in process and resumable. Variants are the ablations of VARIANTS: config
 overrides of the default; a variant that only rescores copies the default run's branches
-and embeddings instead of embedding again. Writes O/heldout.json (every official score) and
-O/heldout.md (mean ± std over seeds per set and system; the ablation table).
+and embeddings instead of embedding again. Writes O/heldout.json (every official score, with
+the commit and package versions it was measured with: the AE baselines' long float32 training
+moves with a package build) and O/heldout.md (mean ± std over seeds per set and system).
 """
 from __future__ import annotations
 
 import csv
+import importlib.metadata
 import json
 import os
 import shutil
+import subprocess
 import time
 
 import numpy as np
@@ -124,6 +127,29 @@ def official_scores(workdir: str) -> dict[str, float]:
   return {title: float(v) for title, v in zip(rows[0][2:], row[2:])}
 
 
+MEASURED_WITH = ('jax', 'jaxlib', 'flax', 'optax', 'numpy', 'scikit-learn', 'librosa')
+
+
+def environment() -> dict:
+  """{'commit': HEAD of this checkout ('+dirty' with uncommitted changes; None outside git),
+  'packages': {name: version}} for MEASURED_WITH."""
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  try:
+    commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=repo, check=True,
+                            capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=repo,
+                           check=True, capture_output=True, text=True).stdout.strip()
+  except (OSError, subprocess.CalledProcessError):
+    commit, dirty = None, ''
+  packages = {}
+  for name in MEASURED_WITH:
+    try:
+      packages[name] = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+      packages[name] = None
+  return {'commit': commit and commit + ('+dirty' if dirty else ''), 'packages': packages}
+
+
 def run_one(variant: str, set_name: str, seed: int, out_dir: str) -> dict:
   from asd_jax import job
   from asd_jax.data import heldout, synthetic
@@ -143,7 +169,8 @@ def run_one(variant: str, set_name: str, seed: int, out_dir: str) -> dict:
         shutil.copy(src, os.path.join(workdir, part))
   start = time.perf_counter()
   job.run_job(variant_config(variant, seed), data, workdir, progress=False)
-  return {'scores': official_scores(workdir), 'seconds': round(time.perf_counter() - start, 1)}
+  return {'scores': official_scores(workdir), 'seconds': round(time.perf_counter() - start, 1),
+          **environment()}
 
 
 def summary_markdown(record: dict) -> str:

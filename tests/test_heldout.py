@@ -209,6 +209,11 @@ def test_heldout_eval_variants_and_summary():
   table = heldout_eval.summary_markdown(record)
   assert '| default (2 seeds) | 71.0 ± 1.0 | 82.0 ± 2.0 |' in table
   assert '| bank_raw (1 seed) | 60.0 ± 0.0 | 80.0 ± 0.0 |' in table
+  measured_with = heldout_eval.environment()  # recorded beside every run's scores
+  assert measured_with['packages']['jax'] == jax.__version__
+  assert measured_with['packages']['numpy'] == np.__version__
+  assert set(measured_with['packages']) == set(heldout_eval.MEASURED_WITH)
+  assert measured_with['commit'] is None or len(measured_with['commit']) >= 7
 
 
 def test_heldout_eval_defines_a_variant_from_the_command_line():
