@@ -86,7 +86,7 @@ def extract(model, params, clips: list[Clip], audio: pipeline.AudioConfig, batch
 
 def outputs_of(model) -> tuple[str, ...]:
   """What a branch's model puts in the banks: its embedding, and its pooled patch level,
-  projected patch embedding and fbank level when it has them."""
+  projected patch embedding, fbank level and fbank modulation when it has them."""
   return tuple(name for name in MODEL_OUTPUTS if name == 'embedding' or getattr(model, name))
 
 
