@@ -101,7 +101,8 @@ FROZEN_CLIPS = {
     'film_projector': ('fps_24_reel_2', 1296.2), 'dishwasher': ('arm_30_prog_1', 1077.2),
     'knitting_machine': ('cpm_30_gauge_5', 946.3), 'tumble_dryer': ('rpm_45_load_2', 1090.3),
     'coffee_machine': ('grind_1_cup_1', 955.6), 'paper_folder': ('spm_90_fold_2', 952.5),
-    'cnc_router': ('krpm_18_seg_1', 1117.8),
+    'cnc_router': ('krpm_18_seg_1', 1117.8), 'wind_turbine': ('rpm_12_wind_2', 2386.5),
+    'air_conditioner': ('hz_45_fan_2', 3254.0), 'elevator': ('mps_1_floors_4', 956.9),
 }
 
 
