@@ -142,7 +142,9 @@ class Job:
                  for output, mode in keys}
         paths = {k: os.path.join(self.workdir, 'embeddings', '{}_{}.npz'.format(*banks[k]))
                  for k in keys}
-        identities = {k: embed.embedding_identity(manifest.clips, step, audio, k[1]) for k in keys}
+        identities = {k: embed.embedding_identity(manifest.clips, step, audio, k[1],
+                                                  *embed.output_settings(trained.model, k[0]))
+                      for k in keys}
         cached = {k: embed.load_cached(paths[k], identities[k]) for k in keys}
         if any(v is None for v in cached.values()):
           cached = embed.extract(trained.model, trained.params, manifest.clips, audio,

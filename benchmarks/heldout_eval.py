@@ -70,6 +70,9 @@ VARIANTS = {
     'level_weight_2': ("the fbank level's robust z counted twice in the BEATs branch "
                        '(score.extra_output_weight=2)', {'score.extra_output_weight': 2.0},
                        'default'),
+    'clip_level': ('the BEATs fbank level read from the whole clip instead of the crops '
+                   "(model.fbank_level_span='clip')", {'model.fbank_level_span': 'clip'},
+                   'default'),
     'one_crop': ('one centred 2-s crop per clip embedded instead of three',
                  {'embed.windows': 1}, 'default'),
 }

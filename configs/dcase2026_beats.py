@@ -35,6 +35,7 @@ def get_config():
   config.model.pooling = 'mean'  # DESIGN §7 (report §3.1: "temporal pooling")
   config.model.patch_level = False  # report §4.1: one Mahalanobis distance on the embedding
   config.model.fbank_level = False  # report §4.1 likewise
+  config.model.fbank_level_span = 'crops'  # no level is read (fbank_level=False)
   config.model.fbank_modulation = False  # report §4.1 likewise
   config.model.gate_bias_init = 1.0  # report §3.4
   config.model.dtype = 'float32'  # not measured (bfloat16: +26 % BEATs forward on an H100,

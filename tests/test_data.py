@@ -334,3 +334,6 @@ def test_embedding_cache_identity_follows_the_evaluation_crops(train_records):
       clips, 10, pipeline.AudioConfig(clip_seconds=1.0, eval_windows=3), 'two_channel')
   assert one != embed.embedding_identity(clips, 11, pipeline.AudioConfig(clip_seconds=1.0),
                                          'two_channel')
+  level = lambda span: embed.embedding_identity(clips, 10, pipeline.AudioConfig(clip_seconds=1.0),
+                                                'two_channel', span)
+  assert level('crops') != level('clip') and level('crops') != one  # where the level is read

@@ -199,6 +199,65 @@ def test_fbank_level_is_the_gated_band_level_of_the_encoder_input():
   assert not audiomae.fbank_level  # the kNN cosine branch has no fbank-level bank
 
 
+def test_whole_clip_fbank_level_reads_every_patch_of_the_clip(tmp_path):
+  """model.fbank_level_span='clip': the embed stage reads the level from each whole clip (2.3 s,
+  three 1-s crops), brute force in NumPy frame by frame and band by band: each band's channels
+  mixed by its patch row's gate averaged over the crops' patches (two-channel) or the near
+  channel alone (left-duplicated), frames past the clip's last whole patch left out (float32:
+  1e-4). Every other output equals the crops' span; a clip shorter than a patch is a one-line
+  error naming it."""
+  import dataclasses
+
+  import soundfile as sf
+
+  from asd_jax.data import layout, pipeline
+  from asd_jax.inference import embed
+  root = str(tmp_path / 'data')
+  synthetic.generate(root, synthetic.SynthConfig(machines=('slider',), clip_seconds=2.3,
+                                                 source_train=2, target_train=1,
+                                                 test_per_group=1))
+  clips = layout.scan_dataset(root).clips
+  config = tiny_config()
+  config.model.patch_level, config.model.fbank_level = False, True
+  config.model.fbank_level_span = 'clip'
+  model, params = build.build_branch(config, 'beats', num_attributes=3)
+  params['fusion']['gate']['kernel'] = jax.random.normal(
+      jax.random.PRNGKey(3), params['fusion']['gate']['kernel'].shape)
+  audio = pipeline.AudioConfig(clip_seconds=1.0, eval_windows=3)
+  out = embed.extract(model, params, clips, audio, batch_size=2, progress=False)
+  crops_model = dataclasses.replace(model, fbank_level_span='crops')
+  from_crops = embed.extract(crops_model, params, clips, audio, batch_size=2, progress=False)
+  assert sorted(out) == sorted(from_crops)
+  for key in out:
+    if key[0] != 'fbank_level':
+      np.testing.assert_array_equal(out[key], from_crops[key])
+  bands = model.num_mel_bins // FBANK_BAND_BINS
+  for i, clip in enumerate(clips[:3]):
+    wave = pipeline.read_wave(clip.path, 'error')
+    crops = np.stack([wave[:, o:o + 16000] for o in pipeline.window_offsets(wave.shape[1],
+                                                                           16000, 3)])
+    gate = np.asarray(model.apply({'params': params}, crops)['gate'])  # [3, N], n = t·8 + row
+    gate_of_row = gate.reshape(3, -1, 8).mean(axis=(0, 1))
+    features = np.asarray(fbank_lib.encoder_fbank(wave, model.preset, model.num_mel_bins))
+    frames = features.shape[1] // 16 * 16
+    assert features.shape[1] > frames  # some frames do fall past the last patch
+    for mode, g_row in (('two_channel', gate_of_row), ('left_duplicated', np.ones(8))):
+      mixed = np.zeros((frames, bands))
+      for frame in range(frames):
+        for band in range(bands):
+          g = g_row[band * FBANK_BAND_BINS // 16]
+          cell = features[:, frame, band * FBANK_BAND_BINS:(band + 1) * FBANK_BAND_BINS]
+          mixed[frame, band] = g * cell[0].mean() + (1 - g) * cell[1].mean()
+      np.testing.assert_allclose(out['fbank_level', mode][i],
+                                 np.concatenate([mixed.mean(0), mixed.std(0)]),
+                                 rtol=1e-4, atol=1e-4)
+  short = str(tmp_path / 'short.wav')
+  sf.write(short, np.zeros((2000, 2), np.float32), 16000)
+  with pytest.raises(pipeline.DatasetError, match=f'^{short}: 2000 samples are shorter than one'):
+    embed.clip_fbank_levels(model, [dataclasses.replace(clips[0], path=short)], 'error',
+                            np.ones((1, 8), np.float32))
+
+
 def test_fbank_modulation_is_the_band_modulation_spectrum_of_the_gated_fbank():
   """model.fbank_modulation (BEATs only): [B, rows·6], brute force in NumPy with an explicit
   DFT sum: the gated 4-bin bands (as the fbank level mixes them), mean removed, Hann window,
@@ -338,6 +397,10 @@ def test_bad_config_values_fail_in_one_line(tmp_path):
   config = tiny_config()
   config.embed.windows = 0
   with pytest.raises(build.ConfigError, match='embed.windows must be at least 1'):
+    build.validate(config, 1)
+  config = tiny_config()
+  config.model.fbank_level_span = 'frames'
+  with pytest.raises(build.ConfigError, match="fbank_level_span: 'frames' is not one of"):
     build.validate(config, 1)
 
 

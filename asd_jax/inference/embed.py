@@ -12,11 +12,15 @@ import json
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
+from asd_jax.audio import fbank as fbank_lib
 from asd_jax.data import pipeline
 from asd_jax.data.layout import Clip
 from asd_jax.io import atomic_write_bytes
+from asd_jax.model.asd_model import FBANK_BAND_BINS
+from asd_jax.model.fusion import clip_fbank_band_level
 from asd_jax.scoring.systems import EXTRA_OUTPUTS, LEFT_DUPLICATED, TWO_CHANNEL
 
 MODEL_OUTPUTS = ('embedding', *EXTRA_OUTPUTS)
@@ -33,10 +37,18 @@ def inputs_identity(clips: list[Clip], settings: list) -> str:
   return digest.hexdigest()
 
 
-def embedding_identity(clips: list[Clip], step: int, audio: pipeline.AudioConfig,
-                       mode: str) -> str:
-  """Identity of a branch's cached embeddings: clips, checkpoint step, evaluation audio, mode."""
-  return inputs_identity(clips, [step, audio.clip_seconds, audio.mono, audio.eval_windows, mode])
+def embedding_identity(clips: list[Clip], step: int, audio: pipeline.AudioConfig, mode: str,
+                       *output_settings) -> str:
+  """Identity of a branch's cached embeddings: clips, checkpoint step, evaluation audio, mode,
+  and the settings of the output itself (output_settings)."""
+  return inputs_identity(clips, [step, audio.clip_seconds, audio.mono, audio.eval_windows, mode,
+                                 *output_settings])
+
+
+def output_settings(model, output: str) -> tuple:
+  """What one output depends on beyond the clips, the step and the evaluation audio: where the
+  fbank level is read (fbank_level_span)."""
+  return (model.fbank_level_span,) if output == 'fbank_level' else ()
 
 
 def model_outputs(predict, params, clips: list[Clip], audio: pipeline.AudioConfig,
@@ -71,17 +83,54 @@ def extract(model, params, clips: list[Clip], audio: pipeline.AudioConfig, batch
   left-duplicated) from one encoder pass over both channels; outputs are MODEL_OUTPUTS the model
   has. With several JAX processes each embeds every P-th clip on its own devices and all of them
   receive the whole table (an all-gather)."""
+  whole_clip = model.fbank_level and model.fbank_level_span == 'clip'
+  from_crops = [name for name in outputs_of(model) if not (whole_clip and name == 'fbank_level')]
+
   def predict(p, wave):
     out = model.apply({'params': p}, wave, left_duplicated=True)
-    return {(name, mode): out[name if mode == TWO_CHANNEL else f'{name}_left_duplicated']
-            for name in outputs_of(model) for mode in (TWO_CHANNEL, LEFT_DUPLICATED)}
+    values = {(name, mode): out[name if mode == TWO_CHANNEL else f'{name}_left_duplicated']
+              for name in from_crops for mode in (TWO_CHANNEL, LEFT_DUPLICATED)}
+    if whole_clip:
+      values['fbank_row_gate', TWO_CHANNEL] = out['fbank_row_gate']
+    return values
 
   processes, index = jax.process_count(), jax.process_index()
-  mine = model_outputs(jax.jit(predict), params, clips[index::processes], audio, batch_size,
-                       num_workers, progress and index == 0, 'embed')
+  mine_clips = clips[index::processes]
+  mine = model_outputs(jax.jit(predict), params, mine_clips, audio, batch_size, num_workers,
+                       progress and index == 0, 'embed')
+  if whole_clip:
+    mine.update(clip_fbank_levels(model, mine_clips, audio.mono,
+                                  mine.pop(('fbank_row_gate', TWO_CHANNEL)),
+                                  progress and index == 0))
   if processes == 1:
     return mine
   return {key: gather_strided(rows, len(clips)) for key, rows in mine.items()}
+
+
+def clip_fbank_levels(model, clips: list[Clip], mono: str, row_gates: np.ndarray,
+                      progress: bool = False) -> dict[tuple[str, str], np.ndarray]:
+  """{('fbank_level', mode): [len(clips), 2·bins/FBANK_BAND_BINS]}: the BEATs fbank level read
+  from each whole clip (fusion.clip_fbank_band_level), the channels mixed by the clip's
+  `row_gates` [len(clips), rows] (its crops' gate per patch row) in the two-channel mode and the
+  near channel alone in the left-duplicated one. One compile per clip length."""
+  from tqdm import tqdm
+
+  @jax.jit
+  def levels(wave, gate_of_row):  # [2, S], [rows] -> [2 modes, F]
+    pair = fbank_lib.encoder_fbank(wave, model.preset, model.num_mel_bins)[None]
+    gates = jnp.stack([gate_of_row, jnp.ones_like(gate_of_row)])
+    return clip_fbank_band_level(jnp.concatenate([pair, pair]), gates, FBANK_BAND_BINS)
+
+  rows = []
+  for clip, gate_of_row in tqdm(zip(clips, row_gates), total=len(clips), desc='clip level',
+                                unit='clip', disable=not progress):
+    wave = pipeline.read_wave(clip.path, mono)
+    if fbank_lib.num_frames(wave.shape[1]) < model.num_mel_bins // row_gates.shape[1]:
+      raise pipeline.DatasetError(f'{clip.path}: {wave.shape[1]} samples are shorter than one '
+                                  'fbank patch; the whole-clip fbank level needs more')
+    rows.append(np.asarray(levels(wave, gate_of_row)))
+  both = np.stack(rows)
+  return {('fbank_level', TWO_CHANNEL): both[:, 0], ('fbank_level', LEFT_DUPLICATED): both[:, 1]}
 
 
 def outputs_of(model) -> tuple[str, ...]:

@@ -8,7 +8,9 @@ away: each patch's level, fused with the same gate and pooled per frequency row,
 with patch_embedding, a third: the whole patch embedding before that LayerNorm, pooled the same
 way and projected to [B, E]; with fbank_level, the level read from the encoder's input itself:
 mean and standard deviation over time of each band of FBANK_BAND_BINS mel bins, the channels
-mixed by the same gate, [B, 2·bins/FBANK_BAND_BINS]; with fbank_modulation, how fast those
+mixed by the same gate, [B, 2·bins/FBANK_BAND_BINS] (with fbank_level_span='clip' the embed stage
+reads it from the whole clip instead, and the model gives it each patch row's gate, averaged
+over time, 'fbank_row_gate' [B, rows]); with fbank_modulation, how fast those
 bands move: their log power in each modulation band of MODULATION_EDGES_HZ, averaged per patch
 row, [B, rows·6].
 """
@@ -24,13 +26,15 @@ from asd_jax.encoders.beats import patch_level
 from asd_jax.model.arcface import CosineHead
 from asd_jax.model.fusion import (AttentiveStatisticsPooling, GatedFusion, fbank_band_level,
                                   fbank_band_modulation, frequency_row_pooling, gated_mix,
-                                  mean_pooling, mean_std_pooling)
+                                  mean_pooling, mean_std_pooling, row_gate)
 
 # mean; mean + std; attentive statistics; mean + std over time per row of frequency patches
 POOLINGS = ('mean', 'meanstd', 'attentive', 'frequency_rows')
 # Mel bins per band of the fbank level: four bands to a 16-bin patch row (2, 4 and 8 were within
 # 0.15 points of each other on seed 0 of held-out A-J; docs/heldout.md, "Fbank level").
 FBANK_BAND_BINS = 4
+# Where the fbank level is read: the model's crops, or the whole clip (by the embed stage).
+FBANK_LEVEL_SPANS = ('crops', 'clip')
 # Modulation bands (Hz) of model.fbank_modulation: octaves from 0.5 Hz up to the 50-Hz Nyquist
 # rate of the fbank's 10-ms frames (a 2-s crop resolves 0.52 Hz).
 MODULATION_EDGES_HZ = (0.5, 2.0, 4.0, 8.0, 16.0, 32.0, 50.0)
@@ -50,6 +54,7 @@ class ASDModel(nn.Module):
   patch_level: bool = False  # also output the pooled patch level (BEATs: patch_embeddings)
   patch_embedding: bool = False  # also output the pooled patch embedding, projected (BEATs)
   fbank_level: bool = False  # also output the band level of the encoder's input fbank
+  fbank_level_span: str = 'crops'  # one of FBANK_LEVEL_SPANS
   fbank_modulation: bool = False  # also output the bands' modulation spectrum (BEATs)
   dtype: Any = jnp.float32
 
@@ -59,7 +64,9 @@ class ASDModel(nn.Module):
     'patch_level' [B, rows·4] with patch_level=True, and 'patch_embedding' [B, E] (the patch
     embeddings before the first LayerNorm, pooled per frequency row, projected at random to E)
     with patch_embedding=True, and 'fbank_level' [B, 2·bins/FBANK_BAND_BINS] with fbank_level=True,
-    and 'fbank_modulation' [B, rows·6] with fbank_modulation=True.
+    and 'fbank_modulation' [B, rows·6] with fbank_modulation=True; with fbank_level_span='clip',
+    'fbank_row_gate' [B, rows] in place of 'fbank_level' (which the embed stage then reads from
+    the whole clip).
 
     left_duplicated=True adds 'embedding_left_duplicated': the embedding the same wave would get
     with its near channel fed to both inputs, from the near tokens already computed (the encoder
@@ -117,7 +124,9 @@ class ASDModel(nn.Module):
     pair = features.reshape(batch, channels, *features.shape[1:]).astype(jnp.float32)
     grid_gate = gate[:, self.leading_tokens:].astype(jnp.float32)
     read_from_fbank = {}  # output name -> function of the gate over the patch grid
-    if self.fbank_level:
+    if self.fbank_level and self.fbank_level_span == 'clip':
+      out['fbank_row_gate'] = row_gate(grid_gate, self.frequency_rows)
+    elif self.fbank_level:
       read_from_fbank['fbank_level'] = lambda g: fbank_band_level(
           pair, g, self.frequency_rows, FBANK_BAND_BINS)
     if self.fbank_modulation:

@@ -12,7 +12,7 @@ from asd_jax.encoders.checkpoint import load_converted
 from asd_jax.encoders.config import AudioMAEConfig, BeatsConfig, LoRAConfig
 from asd_jax.encoders.encoder import build_module, front_end_preset
 from asd_jax.encoders.layers import REMAT_POLICIES
-from asd_jax.model.asd_model import POOLINGS, ASDModel
+from asd_jax.model.asd_model import FBANK_LEVEL_SPANS, POOLINGS, ASDModel
 from asd_jax.scoring.normal_reference import BANK_CALIBRATIONS
 
 ENCODER_KINDS = ('beats', 'audiomae')
@@ -46,6 +46,9 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   lora_config(config)
   if config.model.pooling not in POOLINGS:
     raise ConfigError(f'config.model.pooling: {config.model.pooling!r} is not one of {POOLINGS}')
+  if config.model.fbank_level_span not in FBANK_LEVEL_SPANS:
+    raise ConfigError(f'config.model.fbank_level_span: {config.model.fbank_level_span!r} is not '
+                      f'one of {FBANK_LEVEL_SPANS}')
   if config.model.remat not in REMAT_POLICIES:
     raise ConfigError(f'config.model.remat: {config.model.remat!r} is not one of '
                       f'{list(REMAT_POLICIES)}')
@@ -100,6 +103,7 @@ def build_branch(config: ml_collections.ConfigDict, branch: str, num_attributes:
                    patch_level=bool(config.model.patch_level) and arch.kind == 'beats',
                    patch_embedding=bool(config.model.patch_embedding) and arch.kind == 'beats',
                    fbank_level=bool(config.model.fbank_level) and arch.kind == 'beats',
+                   fbank_level_span=config.model.fbank_level_span,
                    fbank_modulation=bool(config.model.fbank_modulation) and arch.kind == 'beats',
                    leading_tokens=1 if arch.kind == 'audiomae' else 0, dtype=dtype)
   samples = int(round(config.data.clip_seconds * 16000))

@@ -94,6 +94,22 @@ def fbank_band_level(fbank_pair, gate, rows: int, band_bins: int):
   return _mean_and_std_over_axis_1(gated_fbank_bands(fbank_pair, gate, rows, band_bins))
 
 
+def row_gate(gate, rows: int):
+  """gate [B, N] over the square-patch grid (time-major, `rows` patch rows) -> [B, rows]: each
+  patch row's gate averaged over time."""
+  return gate.reshape(gate.shape[0], -1, rows).mean(axis=1)
+
+
+def clip_fbank_band_level(fbank_pair, gate_of_row, band_bins: int):
+  """fbank_pair [B, 2, T, M] of whole clips, gate_of_row [B, rows] -> [B, 2·M/band_bins]: the
+  band level of fbank_band_level over every whole patch of the clip, each band's channels mixed
+  by its patch row's gate. The model sees crops, so its gate reaches the whole clip only as one
+  value a row."""
+  rows = gate_of_row.shape[1]
+  steps = fbank_pair.shape[2] // (fbank_pair.shape[3] // rows)
+  return fbank_band_level(fbank_pair, jnp.tile(gate_of_row, (1, steps)), rows, band_bins)
+
+
 def fbank_band_modulation(fbank_pair, gate, rows: int, band_bins: int, frame_rate: float,
                           edges_hz) -> jnp.ndarray:
   """[B, rows·(len(edges_hz)-1)]: how fast each gated band (gated_fbank_bands) moves. Its mean
