@@ -71,8 +71,11 @@ VARIANTS = {
                        '(score.extra_output_weight=2)', {'score.extra_output_weight': 2.0},
                        'default'),
     'clip_level': ('the BEATs fbank level read from the whole clip instead of the crops '
-                   "(model.fbank_level_span='clip')", {'model.fbank_level_span': 'clip'},
-                   'default'),
+                   "(model.fbank_level_span='clip'; the default since set N decided it on "
+                   '2026-12-03)', {'model.fbank_level_span': 'clip'}, 'default'),
+    'crop_level': ("the BEATs fbank level read from the model's crops "
+                   "(model.fbank_level_span='crops'; the default until set N)",
+                   {'model.fbank_level_span': 'crops'}, 'default'),
     'one_crop': ('one centred 2-s crop per clip embedded instead of three',
                  {'embed.windows': 1}, 'default'),
 }

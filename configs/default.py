@@ -4,7 +4,8 @@ Both branches (BEATs main, AudioMAE auxiliary) use the shipped tiny encoders: th
 architectures at small sizes, pre-trained once on a broad synthetic corpus of machine families
 (asd_jax/pretrained/MODEL_CARD.md), not adapted (train.steps=0; with steps, LoRA r=8 / alpha=16 /
 dropout 0.1 on the frozen weights and ArcFace heads train them), gated two-channel fusion, 2-s
-crops; the BEATs branch also scores the band level of its input fbank (model.fbank_level). With
+crops; the BEATs branch also scores the band level of its input fbank over the whole clip
+(model.fbank_level, model.fbank_level_span). With
 --config.beats.checkpoint= --config.audiomae.checkpoint= the encoders start from random
 weights of `tiny` below and are pre-trained on the dataset's own normal clips instead.
 Hardware: 2 CPU cores. Run: asd-jax run --workdir=workdir
@@ -100,8 +101,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.fbank_level = True
   # Where that level is read: 'crops' (the model's three crops) or 'clip' (the whole clip, read
   # by the embed stage; channels mixed per patch row by the row's gate averaged over the crops).
-  # Decided on held-out set N (docs/heldout.md, "Fbank level over the whole clip").
-  config.model.fbank_level_span = 'crops'
+  # On held-out set N, scored only after the rule was written, task2_1 rose 86.2 -> 87.2 over
+  # three seeds with the whole clip (docs/heldout.md, "Fbank level over the whole clip").
+  config.model.fbank_level_span = 'clip'
   # BEATs branch only: also score how fast those bands move (their modulation spectrum in six
   # octave bands, 0.5-50 Hz, averaged per patch row) as a distance whose robust z is added.
   # Off: on held-out set L, scored after the rule was written, task2_1 fell 79.8 -> 78.7 over

@@ -165,12 +165,13 @@ def test_patch_embedding_is_fused_pooled_per_row_and_projected():
 
 
 def test_fbank_level_is_the_gated_band_level_of_the_encoder_input():
-  """model.fbank_level (BEATs only): [B, 2·bins/4], brute force in NumPy frame by frame and band
+  """model.fbank_level with fbank_level_span='crops' (BEATs only): [B, 2·bins/4], brute force in NumPy frame by frame and band
   by band, each frame and band mixed by the gate of the patch it falls in; frames past the last
   whole patch left out; the left-duplicated one equals the model run on [near, near] (float32:
   1e-4). It reads the fbank, not the encoder: other encoder weights leave it unchanged."""
   config = tiny_config()
   config.model.patch_level, config.model.fbank_level = False, True
+  config.model.fbank_level_span = 'crops'
   model, params, wave, both, duplicated = one_pass_and_duplicated(config)
   bands = model.num_mel_bins // FBANK_BAND_BINS
   assert 'patch_level' not in both and both['fbank_level'].shape == (3, 2 * bands)
