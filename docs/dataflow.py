@@ -20,8 +20,10 @@ def steps(config) -> tuple[list, list, tuple]:
   from asd_jax.scoring import systems
   names = ', '.join(s.name for s in systems.presets(config.score))
   lora = config.lora
+  fbank_level = ('whole-clip fbank level' if config.model.fbank_level_span == 'clip'
+                 else 'fbank level')
   levels = [name for name, on in (('patch level', config.model.patch_level),
-                                  ('fbank level', config.model.fbank_level)) if on]
+                                  (fbank_level, config.model.fbank_level)) if on]
   level = ''.join(f' + {name}' for name in levels)
   level = f'\nof embedding{level}' if levels else ''
   first = [
