@@ -5,9 +5,9 @@ architectures at small sizes, pre-trained once on a broad synthetic corpus of ma
 (asd_jax/pretrained/MODEL_CARD.md), not adapted (train.steps=0; with steps, LoRA r=8 / alpha=16 /
 dropout 0.1 on the frozen weights and ArcFace heads train them), gated two-channel fusion, 2-s
 crops; the BEATs branch also scores the band level of its input fbank over the whole clip
-(model.fbank_level, model.fbank_level_span). With
---config.beats.checkpoint= --config.audiomae.checkpoint= the encoders start from random
-weights of `tiny` below and are pre-trained on the dataset's own normal clips instead.
+(model.fbank_level, model.fbank_level_span). With --config.beats.checkpoint=
+--config.audiomae.checkpoint= the encoders start from random weights of `tiny` below and are
+pre-trained on the dataset's own normal clips instead.
 Hardware: 2 CPU cores. Run: asd-jax run --workdir=workdir
 Override any field on the command line: --config.train.steps=500 --config.lora.rank=4
 """

@@ -8,11 +8,11 @@ away: each patch's level, fused with the same gate and pooled per frequency row,
 with patch_embedding, a third: the whole patch embedding before that LayerNorm, pooled the same
 way and projected to [B, E]; with fbank_level, the level read from the encoder's input itself:
 mean and standard deviation over time of each band of FBANK_BAND_BINS mel bins, the channels
-mixed by the same gate, [B, 2·bins/FBANK_BAND_BINS] (with fbank_level_span='clip' the embed stage
-reads it from the whole clip instead, and the model gives it each patch row's gate, averaged
-over time, 'fbank_row_gate' [B, rows]); with fbank_modulation, how fast those
-bands move: their log power in each modulation band of MODULATION_EDGES_HZ, averaged per patch
-row, [B, rows·6].
+mixed by the same gate, [B, 2·bins/FBANK_BAND_BINS] (with fbank_level_span='clip' the embed
+stage reads it from the whole clip instead, and the model gives it each patch row's gate
+averaged over time, 'fbank_row_gate' [B, rows]); with fbank_modulation, how fast those bands
+move: their log power in each modulation band of MODULATION_EDGES_HZ, averaged per patch row,
+[B, rows·6].
 """
 from __future__ import annotations
 
