@@ -83,7 +83,7 @@ def extract(model, params, clips: list[Clip], audio: pipeline.AudioConfig, batch
   left-duplicated) from one encoder pass over both channels; outputs are MODEL_OUTPUTS the model
   has. With several JAX processes each embeds every P-th clip on its own devices and all of them
   receive the whole table (an all-gather)."""
-  whole_clip = model.fbank_level and model.fbank_level_span == 'clip'
+  whole_clip = model.level_over_clip
   from_crops = [name for name in outputs_of(model) if not (whole_clip and name == 'fbank_level')]
 
   def predict(p, wave):

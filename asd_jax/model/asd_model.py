@@ -58,6 +58,11 @@ class ASDModel(nn.Module):
   fbank_modulation: bool = False  # also output the bands' modulation spectrum (BEATs)
   dtype: Any = jnp.float32
 
+  @property
+  def level_over_clip(self) -> bool:
+    """Whether the embed stage, not the model, reads the fbank level (over the whole clip)."""
+    return self.fbank_level and self.fbank_level_span == 'clip'
+
   @nn.compact
   def __call__(self, wave, deterministic: bool = True, left_duplicated: bool = False):
     """Returns {'embedding' [B, E], 'gate' [B, N], 'attribute_cos' [B, A], 'domain_cos'}, and
@@ -124,7 +129,7 @@ class ASDModel(nn.Module):
     pair = features.reshape(batch, channels, *features.shape[1:]).astype(jnp.float32)
     grid_gate = gate[:, self.leading_tokens:].astype(jnp.float32)
     read_from_fbank = {}  # output name -> function of the gate over the patch grid
-    if self.fbank_level and self.fbank_level_span == 'clip':
+    if self.level_over_clip:
       out['fbank_row_gate'] = row_gate(grid_gate, self.frequency_rows)
     elif self.fbank_level:
       read_from_fbank['fbank_level'] = lambda g: fbank_band_level(
