@@ -103,6 +103,8 @@ FROZEN_CLIPS = {
     'coffee_machine': ('grind_1_cup_1', 955.6), 'paper_folder': ('spm_90_fold_2', 952.5),
     'cnc_router': ('krpm_18_seg_1', 1117.8), 'wind_turbine': ('rpm_12_wind_2', 2386.5),
     'air_conditioner': ('hz_45_fan_2', 3254.0), 'elevator': ('mps_1_floors_4', 956.9),
+    'band_saw': ('mpm_1200_tpi_2', 3015.3), 'ball_mill': ('rpm_19_fill_2', 1130.2),
+    'paint_shaker': ('hz_8_cans_2', 2982.3),
 }
 
 
