@@ -76,6 +76,9 @@ VARIANTS = {
     'crop_level': ("the BEATs fbank level read from the model's crops "
                    "(model.fbank_level_span='crops'; the default until set N)",
                    {'model.fbank_level_span': 'crops'}, 'default'),
+    'logmel_level': ("the BEATs branch also scores the near channel's log-mel mean and std over "
+                     "the whole clip, the baselines' front end (model.logmel_level=True)",
+                     {'model.logmel_level': True}, 'default'),
     'one_crop': ('one centred 2-s crop per clip embedded instead of three',
                  {'embed.windows': 1}, 'default'),
 }

@@ -183,14 +183,15 @@ def test_beats_branch_adds_the_robust_z_of_its_patch_level_distance():
                              rtol=1e-9)
   np.testing.assert_allclose(alone.branch_z('beats', mode, 'fan')[1], e_test, rtol=1e-9)
   assert not np.allclose(e_test, z(e_test + l_test), atol=0.1)
-  patches = rng.standard_normal((52, 6))  # model.patch_embedding: a third z, added the same way
-  all_three = systems.SystemScorer(clips, {('beats', mode): embedding,
-                                           ('beats_patch_level', mode): level,
-                                           ('beats_patch_embedding', mode): patches}, config)
+  patches = rng.standard_normal((52, 6))  # a third bank (model.patch_embedding, ...): a third z
   p_ref, p_test = robust_z_scores(patches)
   z3 = calibration.RobustZ.fit(e_ref + l_ref + p_ref)
-  np.testing.assert_allclose(all_three.branch_z('beats', mode, 'fan')[1],
-                             z3(e_test + l_test + p_test), rtol=1e-9)
+  for third in ('beats_patch_embedding', 'beats_logmel_level'):
+    all_three = systems.SystemScorer(clips, {('beats', mode): embedding,
+                                             ('beats_patch_level', mode): level,
+                                             (third, mode): patches}, config)
+    np.testing.assert_allclose(all_three.branch_z('beats', mode, 'fan')[1],
+                               z3(e_test + l_test + p_test), rtol=1e-9)
   weighted = default.get_config().score
   weighted.extra_output_weight = 2.0  # score.extra_output_weight scales each extra z
   twice = systems.SystemScorer(clips, {('beats', mode): embedding,

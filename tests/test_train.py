@@ -259,6 +259,47 @@ def test_whole_clip_fbank_level_reads_every_patch_of_the_clip(tmp_path):
                             np.ones((1, 8), np.float32))
 
 
+def test_logmel_level_is_the_reference_features_of_the_near_channel(tmp_path):
+  """model.logmel_level (BEATs only): the embed stage adds a bank of each whole clip's near
+  channel log-mel, per-bin mean and std over time, brute force from librosa's mel power spectrum
+  of the file's first channel (n_fft 1024, hop 512, 128 bins, 10·log10; float32: 1e-4), the same
+  in both channel modes; every other output is unchanged, and AudioMAE has no such bank."""
+  import dataclasses
+
+  import librosa
+  import soundfile as sf
+
+  from asd_jax.data import layout, pipeline
+  from asd_jax.inference import embed
+  root = str(tmp_path / 'data')
+  synthetic.generate(root, synthetic.SynthConfig(machines=('slider',), clip_seconds=2.3,
+                                                 source_train=2, target_train=1,
+                                                 test_per_group=1))
+  clips = layout.scan_dataset(root).clips
+  config = tiny_config()
+  config.model.logmel_level = True
+  model, params = build.build_branch(config, 'beats', num_attributes=3)
+  assert model.logmel_level and 'logmel_level' in embed.outputs_of(model)
+  audio = pipeline.AudioConfig(clip_seconds=1.0, eval_windows=3)
+  out = embed.extract(model, params, clips, audio, batch_size=2, progress=False)
+  without = embed.extract(dataclasses.replace(model, logmel_level=False), params, clips, audio,
+                          batch_size=2, progress=False)
+  assert set(out) == set(without) | {('logmel_level', 'two_channel'),
+                                     ('logmel_level', 'left_duplicated')}
+  for key in without:
+    np.testing.assert_array_equal(out[key], without[key])
+  for i, clip in enumerate(clips):
+    wave, rate = sf.read(clip.path, dtype='float32')
+    power = librosa.feature.melspectrogram(y=wave[:, 0], sr=rate, n_fft=1024, hop_length=512,
+                                           n_mels=128, power=2.0)
+    decibels = 10 * np.log10(np.maximum(power, 1e-30))
+    expected = np.concatenate([decibels.mean(axis=1), decibels.std(axis=1)])
+    for mode in ('two_channel', 'left_duplicated'):
+      np.testing.assert_allclose(out['logmel_level', mode][i], expected, rtol=1e-4, atol=1e-4)
+  audiomae, _ = build.build_branch(config, 'audiomae', num_attributes=3)
+  assert not audiomae.logmel_level
+
+
 def test_fbank_modulation_is_the_band_modulation_spectrum_of_the_gated_fbank():
   """model.fbank_modulation (BEATs only): [B, rows·6], brute force in NumPy with an explicit
   DFT sum: the gated 4-bin bands (as the fbank level mixes them), mean removed, Hann window,

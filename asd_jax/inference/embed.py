@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from asd_jax.audio import fbank as fbank_lib
+from asd_jax.baselines.logmel_reference import clip_features
 from asd_jax.data import pipeline
 from asd_jax.data.layout import Clip
 from asd_jax.io import atomic_write_bytes
@@ -84,7 +85,7 @@ def extract(model, params, clips: list[Clip], audio: pipeline.AudioConfig, batch
   has. With several JAX processes each embeds every P-th clip on its own devices and all of them
   receive the whole table (an all-gather)."""
   whole_clip = model.level_over_clip
-  from_crops = [name for name in outputs_of(model) if not (whole_clip and name == 'fbank_level')]
+  from_crops = [name for name in outputs_of(model) if name not in model.read_from_whole_clips]
 
   def predict(p, wave):
     out = model.apply({'params': p}, wave, left_duplicated=True)
@@ -102,6 +103,8 @@ def extract(model, params, clips: list[Clip], audio: pipeline.AudioConfig, batch
     mine.update(clip_fbank_levels(model, mine_clips, audio.mono,
                                   mine.pop(('fbank_row_gate', TWO_CHANNEL)),
                                   progress and index == 0))
+  if model.logmel_level:
+    mine.update(clip_logmel_levels(mine_clips, audio.mono, progress and index == 0))
   if processes == 1:
     return mine
   return {key: gather_strided(rows, len(clips)) for key, rows in mine.items()}
@@ -133,9 +136,21 @@ def clip_fbank_levels(model, clips: list[Clip], mono: str, row_gates: np.ndarray
   return {('fbank_level', TWO_CHANNEL): both[:, 0], ('fbank_level', LEFT_DUPLICATED): both[:, 1]}
 
 
+def clip_logmel_levels(clips: list[Clip], mono: str,
+                       progress: bool = False) -> dict[tuple[str, str], np.ndarray]:
+  """{('logmel_level', mode): [len(clips), 256]}: the near channel's log-mel statistics over each
+  whole clip, the log-mel reference's own features (the baselines' front end: 64-ms frames, 128
+  bins, per-bin mean and std). The same in both channel modes: the reference, whose features
+  these are, reads the near channel alone."""
+  from tqdm import tqdm
+  levels = np.stack([clip_features(clip.path, 0, mono) for clip in tqdm(
+      clips, desc='log-mel level', unit='clip', disable=not progress)]).astype(np.float32)
+  return {('logmel_level', TWO_CHANNEL): levels, ('logmel_level', LEFT_DUPLICATED): levels}
+
+
 def outputs_of(model) -> tuple[str, ...]:
   """What a branch's model puts in the banks: its embedding, and its pooled patch level,
-  projected patch embedding, fbank level and fbank modulation when it has them."""
+  projected patch embedding, fbank level, fbank modulation and log-mel level when it has them."""
   return tuple(name for name in MODEL_OUTPUTS if name == 'embedding' or getattr(model, name))
 
 

@@ -12,7 +12,8 @@ mixed by the same gate, [B, 2·bins/FBANK_BAND_BINS] (with fbank_level_span='cli
 stage reads it from the whole clip instead, and the model gives it each patch row's gate
 averaged over time, 'fbank_row_gate' [B, rows]); with fbank_modulation, how fast those bands
 move: their log power in each modulation band of MODULATION_EDGES_HZ, averaged per patch row,
-[B, rows·6].
+[B, rows·6]. With logmel_level the embed stage alone adds a bank, the near channel's log-mel
+statistics over the whole clip (embed.clip_logmel_levels); the model computes nothing for it.
 """
 from __future__ import annotations
 
@@ -56,12 +57,19 @@ class ASDModel(nn.Module):
   fbank_level: bool = False  # also output the band level of the encoder's input fbank
   fbank_level_span: str = 'crops'  # one of FBANK_LEVEL_SPANS
   fbank_modulation: bool = False  # also output the bands' modulation spectrum (BEATs)
+  logmel_level: bool = False  # the embed stage also reads the clip's log-mel level (BEATs)
   dtype: Any = jnp.float32
 
   @property
   def level_over_clip(self) -> bool:
     """Whether the embed stage, not the model, reads the fbank level (over the whole clip)."""
     return self.fbank_level and self.fbank_level_span == 'clip'
+
+  @property
+  def read_from_whole_clips(self) -> tuple[str, ...]:
+    """The outputs the embed stage reads from whole clips instead of taking from the model."""
+    names = ['fbank_level'] if self.level_over_clip else []
+    return tuple(names + ['logmel_level'] if self.logmel_level else names)
 
   @nn.compact
   def __call__(self, wave, deterministic: bool = True, left_duplicated: bool = False):

@@ -105,6 +105,7 @@ def build_branch(config: ml_collections.ConfigDict, branch: str, num_attributes:
                    fbank_level=bool(config.model.fbank_level) and arch.kind == 'beats',
                    fbank_level_span=config.model.fbank_level_span,
                    fbank_modulation=bool(config.model.fbank_modulation) and arch.kind == 'beats',
+                   logmel_level=bool(config.model.logmel_level) and arch.kind == 'beats',
                    leading_tokens=1 if arch.kind == 'audiomae' else 0, dtype=dtype)
   samples = int(round(config.data.clip_seconds * 16000))
   rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), ENCODER_KINDS.index(branch))

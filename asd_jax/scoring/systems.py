@@ -12,7 +12,8 @@ TWO_CHANNEL, LEFT_DUPLICATED = 'two_channel', 'left_duplicated'
 
 
 # BEATs outputs scored beside the embedding, each as its own Mahalanobis distance (robust z)
-EXTRA_OUTPUTS = ('patch_level', 'patch_embedding', 'fbank_level', 'fbank_modulation')
+EXTRA_OUTPUTS = ('patch_level', 'patch_embedding', 'fbank_level', 'fbank_modulation',
+                 'logmel_level')
 
 
 def bank_name(branch: str, output: str = 'embedding') -> str:
