@@ -37,7 +37,8 @@ _DEFINE = flags.DEFINE_multi_string(
 # name: (what it tests, config overrides, the variant whose branches and embeddings it reuses)
 VARIANTS = {
     'default': ('the default config: shipped corpus-pre-trained encoders, not adapted '
-                '(train.steps=0), fbank level scored (model.fbank_level=True)', {}, None),
+                '(train.steps=0), the fbank level over the whole clip and the log-mel level '
+                'scored (model.fbank_level, model.logmel_level)', {}, None),
     'lora_arcface': ("LoRA + ArcFace trained for 150 steps (the report's recipe; the default "
                      'until 2026-12-02)', {'train.steps': 150}, None),
     'dataset_pretrain': ('encoders pre-trained on the dataset itself (600 steps), no shipped '
@@ -77,8 +78,12 @@ VARIANTS = {
                    "(model.fbank_level_span='crops'; the default until set N)",
                    {'model.fbank_level_span': 'crops'}, 'default'),
     'logmel_level': ("the BEATs branch also scores the near channel's log-mel mean and std over "
-                     "the whole clip, the baselines' front end (model.logmel_level=True)",
+                     "the whole clip, the baselines' front end (model.logmel_level=True; the "
+                     'default since set O decided it on 2026-12-03)',
                      {'model.logmel_level': True}, 'default'),
+    'no_logmel_level': ("the BEATs branch does not score the log-mel level "
+                        '(model.logmel_level=False; the default until set O)',
+                        {'model.logmel_level': False}, 'default'),
     'one_crop': ('one centred 2-s crop per clip embedded instead of three',
                  {'embed.windows': 1}, 'default'),
 }
