@@ -200,6 +200,16 @@ def test_fbank_level_is_the_gated_band_level_of_the_encoder_input():
   assert not audiomae.fbank_level  # the kNN cosine branch has no fbank-level bank
 
 
+def clips_of_2_3_seconds(tmp_path):
+  """Seven built-in slider clips of 2.3 s: three 1-s crops each, frames past the last patch."""
+  from asd_jax.data import layout
+  root = str(tmp_path / 'data')
+  synthetic.generate(root, synthetic.SynthConfig(machines=('slider',), clip_seconds=2.3,
+                                                 source_train=2, target_train=1,
+                                                 test_per_group=1))
+  return layout.scan_dataset(root).clips
+
+
 def test_whole_clip_fbank_level_reads_every_patch_of_the_clip(tmp_path):
   """model.fbank_level_span='clip': the embed stage reads the level from each whole clip (2.3 s,
   three 1-s crops), brute force in NumPy frame by frame and band by band: each band's channels
@@ -211,13 +221,9 @@ def test_whole_clip_fbank_level_reads_every_patch_of_the_clip(tmp_path):
 
   import soundfile as sf
 
-  from asd_jax.data import layout, pipeline
+  from asd_jax.data import pipeline
   from asd_jax.inference import embed
-  root = str(tmp_path / 'data')
-  synthetic.generate(root, synthetic.SynthConfig(machines=('slider',), clip_seconds=2.3,
-                                                 source_train=2, target_train=1,
-                                                 test_per_group=1))
-  clips = layout.scan_dataset(root).clips
+  clips = clips_of_2_3_seconds(tmp_path)
   config = tiny_config()
   config.model.patch_level, config.model.fbank_level = False, True
   config.model.fbank_level_span = 'clip'
@@ -269,13 +275,9 @@ def test_logmel_level_is_the_reference_features_of_the_near_channel(tmp_path):
   import librosa
   import soundfile as sf
 
-  from asd_jax.data import layout, pipeline
+  from asd_jax.data import pipeline
   from asd_jax.inference import embed
-  root = str(tmp_path / 'data')
-  synthetic.generate(root, synthetic.SynthConfig(machines=('slider',), clip_seconds=2.3,
-                                                 source_train=2, target_train=1,
-                                                 test_per_group=1))
-  clips = layout.scan_dataset(root).clips
+  clips = clips_of_2_3_seconds(tmp_path)
   config = tiny_config()
   config.model.logmel_level = True
   model, params = build.build_branch(config, 'beats', num_attributes=3)

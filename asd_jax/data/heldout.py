@@ -115,6 +115,20 @@ def _samples_in_clip(n, times):
   return idx, (idx >= 0) & (idx < n)
 
 
+def _bursts(rng, n, first, on, off, smooth):
+  """[n] envelope of work that comes and goes: from a start drawn in [0, first) s, on for a
+  time drawn from `on` (s), off for one drawn from `off`, and so on; edges smoothed over
+  `smooth` samples."""
+  end = (n - 1) / SAMPLE_RATE
+  envelope = np.zeros(n)
+  start = rng.uniform(0, first)
+  while start < end:
+    length = rng.uniform(*on)
+    envelope[int(start * SAMPLE_RATE):int((start + length) * SAMPLE_RATE)] = 1.0
+    start += length + rng.uniform(*off)
+  return np.convolve(envelope, np.ones(smooth) / smooth, mode='same')
+
+
 def _periodic(rng, duration, rate, jitter=0.0):
   times = np.arange(rng.uniform(0, 1 / rate), duration, 1 / rate)
   return times + rng.normal(0, jitter / rate, len(times))
@@ -244,13 +258,7 @@ def grinder(attrs, anomaly, severity, rng, n):
   hum = signals.harmonics(rng, t, rot, 5, decay=1.5)
   if anomaly == 'imbalance':  # the whole machine shakes once per turn
     hum = hum * (1 + severity * 0.6 * np.sin(2 * np.pi * rot * t))
-  contact = np.zeros(n)
-  start = rng.uniform(0, 0.5)
-  while start < t[-1]:
-    length = rng.uniform(0.4, 1.2)
-    contact[int(start * SAMPLE_RATE):int((start + length) * SAMPLE_RATE)] = 1.0
-    start += length + rng.uniform(0.2, 0.8)
-  contact = np.convolve(contact, np.ones(800) / 800, mode='same')
+  contact = _bursts(rng, n, 0.5, (0.4, 1.2), (0.2, 0.8), 800)
   low, high = {1: (1500.0, 5000.0), 2: (2500.0, 6500.0), 3: (3500.0, 7800.0)}[attrs['grit']]
   x = 0.6 * hum + contact * signals.bandpass_noise(rng, n, low, high)
   if anomaly == 'chipped_wheel':  # a chip strikes the workpiece once per turn
@@ -1066,13 +1074,7 @@ def band_saw(attrs, anomaly, severity, rng, n):
   come and go), the drive wheel's motor hums underneath."""
   t = np.arange(n) / SAMPLE_RATE
   tooth_rate = attrs['mpm'] / 60 * attrs['tpi'] / 0.0254 * rng.uniform(0.98, 1.02)
-  cutting = np.zeros(n)
-  start = rng.uniform(0, 0.4)
-  while start < t[-1]:
-    length = rng.uniform(1.0, 2.5)
-    cutting[int(start * SAMPLE_RATE):int((start + length) * SAMPLE_RATE)] = 1.0
-    start += length + rng.uniform(0.3, 0.9)
-  cutting = np.convolve(cutting, np.ones(1600) / 1600, mode='same')
+  cutting = _bursts(rng, n, 0.4, (1.0, 2.5), (0.3, 0.9), 1600)
   rasp = signals.bandpass_noise(rng, n, 1200, 5000)
   x = cutting * (0.3 * signals.harmonics(rng, t, tooth_rate, 2) + 0.4 * rasp)
   x = x + 0.3 * signals.harmonics(rng, t, 25.0 * rng.uniform(0.99, 1.01), 6, decay=1.2)
