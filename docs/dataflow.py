@@ -23,8 +23,9 @@ def steps(config) -> tuple[list, list, tuple]:
   fbank_level = ('whole-clip fbank level' if config.model.fbank_level_span == 'clip'
                  else 'fbank level')
   levels = [name for name, on in (('patch level', config.model.patch_level),
-                                  (fbank_level, config.model.fbank_level)) if on]
-  level = ''.join(f' + {name}' for name in levels)
+                                  (fbank_level, config.model.fbank_level),
+                                  ('log-mel level', config.model.logmel_level)) if on]
+  level = ''.join(f'\n+ {name}' for name in levels)
   level = f'\nof embedding{level}' if levels else ''
   first = [
       ('DCASE-layout WAVs', 'near + far channel, 16 kHz;\nbad files named, then skipped\n'
