@@ -8,8 +8,13 @@ setup(
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',
     python_requires='>=3.10,<3.13',
+    # configs/ and benchmarks/ stay top-level folders of the repository (what users browse)
+    # but install inside the package, as asd_jax.configs (named by --config=NAME) and
+    # asd_jax.benchmarks (asd-jax bench); research/ is never installed.
     packages=find_packages(include=['asd_jax', 'asd_jax.*', 'checkpoints_convert',
-                                    'checkpoints_convert.*', 'configs', 'benchmarks']),
+                                    'checkpoints_convert.*']) + ['asd_jax.configs',
+                                                                 'asd_jax.benchmarks'],
+    package_dir={'asd_jax.configs': 'configs', 'asd_jax.benchmarks': 'benchmarks'},
     # The shipped tiny encoders (converted-checkpoint folders) and their model card.
     package_data={'asd_jax.pretrained': ['MODEL_CARD.md', '*.png', '*/config.json',
                                          '*/params/*', '*/params/*/*', '*/params/*/*/*']},

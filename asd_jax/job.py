@@ -27,8 +27,10 @@ from asd_jax.evaluation import evaluate as evaluate_lib
 from asd_jax.evaluation import plots, report, submission
 from asd_jax.inference import embed
 from asd_jax.io import atomic_write_text
-from asd_jax.scoring.calibration import gamma_threshold
+from asd_jax.model.asd_model import CHANNEL_MODES
+from asd_jax.scoring import clip_banks
 from asd_jax.scoring import systems as systems_lib
+from asd_jax.scoring.calibration import gamma_threshold
 from asd_jax.train import loop
 
 MAIN_SYSTEM = 'task2_1'
@@ -83,31 +85,27 @@ class Job:
                                          clips, total=total, desc='synth', unit='clip',
                                          disable=not self.progress))
           print(f'wrote {count} clips to {data_dir}')
-    manifest = layout.scan_dataset(data_dir, strict=False)  # strict once decoded too
     with self.stage('check audio'):
-      manifest = self.checked_audio(manifest)
+      manifest = layout.checked_dataset(data_dir, self.strict, self.progress,
+                                        find_bad=self.bad_audio)
     if manifest.problems:
       print(manifest.skipped_report())
     return manifest
 
-  def checked_audio(self, manifest: layout.Manifest) -> layout.Manifest:
-    """The manifest without clips whose samples are bad (NaN/Inf, all zero); every clip is
-    decoded once, and the verdict kept in W/stages/ for unchanged files."""
+  def bad_audio(self, manifest: layout.Manifest) -> dict[str, str]:
+    """{path: problem} of the clips whose samples are bad (NaN/Inf, all zero); every clip is
+    decoded once, and the verdicts kept in W/stages/ for unchanged files."""
     record = self._marker('check_audio')
     identity = embed.inputs_identity(manifest.clips, ['check_audio'])
-    bad = None
     if os.path.exists(record):
       with open(record) as f:
         saved = json.load(f)
-      bad = saved['bad'] if saved['identity'] == identity else None
-    if bad is None:
-      from tqdm import tqdm
-      bad = audio_check.content_problems(
-          [c.path for c in manifest.clips],
-          lambda p: tqdm(p, desc='check audio', unit='clip', disable=not self.progress))
-      if jax.process_index() == 0:
-        atomic_write_text(record, json.dumps({'identity': identity, 'bad': bad}))
-    return layout.without_bad_audio(manifest, bad, self.strict)
+      if saved['identity'] == identity:
+        return saved['bad']
+    bad = audio_check.content_problems([c.path for c in manifest.clips], self.progress)
+    if jax.process_index() == 0:
+      atomic_write_text(record, json.dumps({'identity': identity, 'bad': bad}))
+    return bad
 
   def pretrain(self, manifest) -> None:
     """Self-supervised pre-training of the branches without a converted checkpoint."""
@@ -120,36 +118,31 @@ class Job:
     with self.stage('train'):
       for branch in self.config.branches:
         summary = loop.train_branch(self.config, branch, manifest, self.workdir, self.progress)
-        if summary['skipped']:
-          print(f'{branch}: already trained ({summary["steps"]} steps)')
-        elif summary['steps'] == 0:
-          print(f'{branch}: {loop.NO_ADAPTATION}')
-        elif summary['resumed_from']:
-          print(f'{branch}: resumed from step {summary["resumed_from"]}')
+        print(f'{branch}: {loop.describe(summary)}')
 
   def embed(self, manifest) -> dict:
     """{(bank, mode): [n_clips, E]} for every trained branch and both channel modes; a bank is
-    a branch's embedding or its patch level (systems_lib.bank_name)."""
+    a branch's embedding or one of its clip banks (clip_banks.bank_name)."""
     out = {}
     audio = loop.audio_config(self.config)
     with self.stage('embed'):
       for branch in self.config.branches:
         trained = loop.load_trained(self.config, branch, manifest, self.workdir)
         step = int(trained.state.step)
-        keys = [(output, mode) for output in embed.outputs_of(trained.model)
-                for mode in (systems_lib.TWO_CHANNEL, systems_lib.LEFT_DUPLICATED)]
-        banks = {(output, mode): (systems_lib.bank_name(branch, output), mode)
-                 for output, mode in keys}
+        branch_banks = clip_banks.of_branch(self.config.score.clip_banks, branch)
+        keys = [(output, mode) for output in ['embedding', *(b.name for b in branch_banks)]
+                for mode in CHANNEL_MODES]
+        banks = {(output, mode): (clip_banks.bank_name(
+            branch, None if output == 'embedding' else output), mode) for output, mode in keys}
         paths = {k: os.path.join(self.workdir, 'embeddings', '{}_{}.npz'.format(*banks[k]))
                  for k in keys}
-        identities = {k: embed.embedding_identity(manifest.clips, step, audio, k[1],
-                                                  *embed.output_settings(trained.model, k[0]))
+        identities = {k: embed.embedding_identity(manifest.clips, step, audio, k[1])
                       for k in keys}
         cached = {k: embed.load_cached(paths[k], identities[k]) for k in keys}
         if any(v is None for v in cached.values()):
           cached = embed.extract(trained.model, trained.params, manifest.clips, audio,
-                                 self.config.embed.batch_size, self.config.data.num_workers,
-                                 self.progress)
+                                 self.config.embed.batch_size, branch_banks,
+                                 self.config.data.num_workers, self.progress)
           for k in keys:
             embed.write_cached(paths[k], identities[k], cached[k])
         out.update({banks[k]: cached[k] for k in keys})
@@ -185,11 +178,11 @@ class Job:
     """The baselines' log-mel of each clip's baseline channel. Their per-bin statistics, the
     log-mel reference's features, are kept (256 numbers a clip), so the reference stage needs
     no second pass over the audio."""
-    from asd_jax.baselines import autoencoder, logmel_reference
+    from asd_jax.audio import logmel
     c = self.config.baseline
-    frames = [autoencoder.log_mel(clip.path, c.channel, self.config.data.mono) for clip in clips]
+    frames = [logmel.clip_log_mel(clip.path, c.channel, self.config.data.mono) for clip in clips]
     for clip, f in zip(clips, frames):
-      self._reference_features[clip.path] = logmel_reference.frame_statistics(f)
+      self._reference_features[clip.path] = logmel.frame_statistics(f)
     return frames
 
   def reference_features(self, clips) -> np.ndarray:

@@ -147,7 +147,7 @@ def wall_shares(intervals: list[tuple[str, int, int]]) -> dict[str, float]:
 def _jax_callable(case: dict):
   """(fn, compiled HLO text) for one case at the requested size."""
   import jax
-  from benchmarks import throughput
+  from . import throughput
   if case['case'] == 'train':
     fn, compiled = throughput.jax_train_step(case['layers'], case['batch'], case['seconds'],
                                              case.get('remat', 'none'))
@@ -204,7 +204,7 @@ TORCH_RANGES = {'front_end': 'front end', 'pos_conv': 'positional conv',
 
 def torch_profile(case: dict) -> dict:
   import torch
-  from benchmarks import throughput, torch_mirror
+  from . import throughput, torch_mirror
   torch_mirror.PROFILE_RANGES = True
   fn = throughput.torch_callable(case['case'], case['layers'], case['batch'], case['seconds'])
   wall = _warm_call_seconds(fn)
@@ -270,7 +270,7 @@ def main() -> None:
     for framework in args.frameworks.split(','):
       case = dict(case=name, framework=framework, batch=args.batch, layers=args.layers,
                   seconds=args.seconds, repeats=args.repeats, remat=args.remat, top=args.top)
-      proc = subprocess.run([sys.executable, '-m', 'benchmarks.profile_ops', '--one',
+      proc = subprocess.run([sys.executable, '-m', 'asd_jax.benchmarks.profile_ops', '--one',
                              json.dumps(case)], capture_output=True, text=True)
       if proc.returncode != 0:
         raise SystemExit(f'error: profiling {name} ({framework}) failed: '

@@ -101,7 +101,7 @@ def _synchronize(device) -> None:
 
 def _torch_encoder(model: str, layers: int, reference: str | None, device):
   """The PyTorch encoder on `device`: the mirror, or the official BEATs from `reference`."""
-  from benchmarks import torch_mirror
+  from . import torch_mirror
   state, cfg = _official_state(model, layers)
   if model == 'beats' and reference:
     sys.path.insert(0, os.path.join(reference, 'beats'))
@@ -214,7 +214,7 @@ def torch_callable(model: str, layers: int, batch: int, seconds: float, device=N
   'audiomae'; the mirror, or the official BEATs from `reference`) or, for model 'train', one
   LoRA BEATs training step of the mirror."""
   import torch
-  from benchmarks import torch_mirror
+  from . import torch_mirror
   device = device or torch.device('cpu')
   if model != 'train':
     wave = np.random.default_rng(0).uniform(-0.5, 0.5, (batch, int(seconds * 16000)))
@@ -307,9 +307,8 @@ CASES = {'encoder': encoder_case, 'train': train_case, 'scoring': scoring_case,
 
 def run_in_subprocess(case: dict, timeout: float) -> dict:
   """One case in a fresh interpreter, so its peak RSS is its own."""
-  proc = subprocess.run([sys.executable, '-m', 'benchmarks.throughput', json.dumps(case)],
-                        capture_output=True, text=True, timeout=timeout,
-                        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  proc = subprocess.run([sys.executable, '-m', 'asd_jax.benchmarks.throughput', json.dumps(case)],
+                        capture_output=True, text=True, timeout=timeout)
   if proc.returncode != 0:
     tail = (proc.stderr.strip().splitlines() or ['no output'])[-1]
     return {'error': tail[:200]}

@@ -1,9 +1,9 @@
 """Both branches of the report (BEATs main + AudioMAE auxiliary), as submitted (task2_1..4).
 
 Every value and its source as in configs/dcase2026_beats.py.
-Run: asd-jax run --data_dir=DCASE2026 --workdir=runs/dcase2026 --config=configs/dcase2026.py
+Run: asd-jax run --data_dir=DCASE2026 --workdir=runs/dcase2026 --config=dcase2026
 """
-from configs import dcase2026_beats
+from asd_jax.configs import dcase2026_beats
 
 
 def get_config():

@@ -5,9 +5,9 @@ AudioMAE ViT-B/16 pretrained.pth converted with
 Input 1024 fbank frames (10.24 s; 10-s clips are zero-padded in the log domain as the official
 front end does); every other value and its source as in configs/dcase2026_beats.py.
 Hardware: one or more GPUs or a TPU slice (global batch 32).
-Run: asd-jax run --data_dir=DCASE2026 --workdir=runs/audiomae --config=configs/dcase2026_audiomae.py
+Run: asd-jax run --data_dir=DCASE2026 --workdir=runs/audiomae --config=dcase2026_audiomae
 """
-from configs import dcase2026_beats
+from asd_jax.configs import dcase2026_beats
 
 
 def get_config():

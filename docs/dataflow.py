@@ -20,11 +20,8 @@ def steps(config) -> tuple[list, list, tuple]:
   from asd_jax.scoring import systems
   names = ', '.join(s.name for s in systems.presets(config.score))
   lora = config.lora
-  fbank_level = ('whole-clip fbank level' if config.model.fbank_level_span == 'clip'
-                 else 'fbank level')
-  levels = [name for name, on in (('patch level', config.model.patch_level),
-                                  (fbank_level, config.model.fbank_level),
-                                  ('log-mel level', config.model.logmel_level)) if on]
+  levels = [f"whole-clip {name.replace('_', ' ').replace('logmel', 'log-mel')}"
+            for name in config.score.clip_banks]
   level = ''.join(f'\n+ {name}' for name in levels)
   level = f'\nof embedding{level}' if levels else ''
   first = [
@@ -64,7 +61,7 @@ def draw(output: str) -> None:
   import matplotlib.pyplot as plt
   from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
   sys.path.insert(0, REPO)
-  from configs import default
+  from asd_jax.configs import default
   first, second, heads = steps(default.get_config())
   for _, _, module in (*first, *second, heads):
     if not os.path.exists(os.path.join(REPO, module)):

@@ -45,3 +45,18 @@ def audiomae_small_dir(tmp_path_factory):
   assert main(['audiomae', '--input', fixture_path('audiomae_small_pretrained.pth'),
                '--output', out, '--num_heads', '4']) == 0
   return out
+
+
+def tiny_config(**train):
+  """The default config with random-init tiny encoders, 1-s clips and a training run (the
+  shipped encoders are tested in tests/test_run.py; the tiny default itself does not train)."""
+  from asd_jax.configs import default
+  config = default.get_config()
+  config.beats.checkpoint = config.audiomae.checkpoint = ''
+  config.data.clip_seconds = 1.0
+  config.train.batch_size = 8
+  config.model.embed_dim = 32
+  config.train.steps = 150
+  for key, value in train.items():
+    config.train[key] = value
+  return config

@@ -11,7 +11,7 @@ import soundfile as sf
 
 from asd_jax import job
 from asd_jax.data import audio_check, layout, synthetic
-from configs import default
+from asd_jax.configs import default
 from tests.conftest import REPO
 
 SMALL = synthetic.SynthConfig(machines=('fan', 'valve'), clip_seconds=2.0, source_train=6,

@@ -1,9 +1,12 @@
-"""The official autoencoder baseline's training: the compiled epoch equals the plain step loop."""
+"""The reference systems (baselines/): the official autoencoder baseline and the log-mel
+reference detector."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+from sklearn.covariance import LedoitWolf
 
-from asd_jax.baselines import autoencoder
+from asd_jax.baselines import autoencoder, logmel_reference
+from asd_jax.data import layout, synthetic
 
 
 def test_scanned_epochs_equal_a_loop_of_single_steps():
@@ -43,7 +46,7 @@ def test_job_trains_machine_types_side_by_side_with_the_serial_scores(tmp_path):
   from asd_jax.baselines import logmel_reference
   from asd_jax.data import layout, synthetic
   from asd_jax.evaluation import submission
-  from configs import default
+  from asd_jax.configs import default
   root = str(tmp_path / 'data')
   synthetic.generate(root, synthetic.SynthConfig(machines=('fan', 'valve'), clip_seconds=1.0,
                                                  source_train=8, target_train=3,
@@ -64,3 +67,30 @@ def test_job_trains_machine_types_side_by_side_with_the_serial_scores(tmp_path):
                                                 test)
   written = scores[2]['reference_logmel']['fan', '00']
   np.testing.assert_allclose([written[c.file_name] for c in test], direct, rtol=1e-6)
+
+
+def _brute_force_reference(train, train_domains, test):
+  """sklearn's Ledoit-Wolf per domain bank, Mahalanobis distance, minimum over the banks."""
+  distances = []
+  for domain in sorted(set(train_domains)):
+    bank = train[np.asarray(train_domains) == domain]
+    fit = LedoitWolf().fit(bank)
+    distances.append(np.sqrt(fit.mahalanobis(test)))
+  return np.min(distances, axis=0)
+
+
+def test_logmel_reference_matches_brute_force(tmp_path):
+  root = str(tmp_path / 'data')
+  synthetic.generate(root, synthetic.SynthConfig(machines=('valve',), clip_seconds=1.0,
+                                                 source_train=12, target_train=4,
+                                                 test_per_group=3))
+  manifest = layout.scan_dataset(root)
+  train = manifest.select(split='train')
+  test = manifest.select(split='test')
+  _, scores = logmel_reference.reference_scores(train, test)
+  features = np.stack([logmel_reference.clip_features(c.path) for c in train])
+  assert features.shape == (16, 256)
+  expected = _brute_force_reference(
+      features, [c.domain for c in train],
+      np.stack([logmel_reference.clip_features(c.path) for c in test]))
+  np.testing.assert_allclose(scores, expected, rtol=2e-3)  # float32 distances

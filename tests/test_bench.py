@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip('torch', reason='the PyTorch side of the benchmark needs torch')
 
-from benchmarks import throughput, torch_mirror  # noqa: E402
+from asd_jax.benchmarks import throughput, torch_mirror  # noqa: E402
 from tests.conftest import fixture_path  # noqa: E402
 
 
@@ -76,14 +76,14 @@ def test_gpu_plan_runs_torch_on_cuda_or_says_why_not():
 
 
 def test_wall_shares_split_overlapping_ops_evenly():
-  from benchmarks import profile_ops
+  from asd_jax.benchmarks import profile_ops
   # a alone 0-10, a and b together 10-20, b alone 20-25 (ns): a 15, b 10, total = busy time
   shares = profile_ops.wall_shares([('a', 0, 20), ('b', 10, 25)])
   assert shares['a'] * 1e9 == pytest.approx(15) and shares['b'] * 1e9 == pytest.approx(10)
 
 
 def test_op_kind_profile_names_the_encoder_parts():
-  from benchmarks import profile_ops
+  from asd_jax.benchmarks import profile_ops
   case = dict(case='beats', framework='jax', batch=1, layers=1, seconds=1.0, repeats=1)
   jax_kinds = profile_ops.jax_profile(case)['kinds']
   for kind in ('weight matmuls', 'attention matmuls', 'positional conv', 'front end'):

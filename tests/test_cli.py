@@ -46,7 +46,7 @@ def test_library_info_logs_stay_quiet_unless_verbosity_is_given(tmp_path):
   """absl raises an unset --verbosity to INFO, which floods a run with Orbax and XLA lines:
   a failing command ends with its one error line and prints no INFO line; --verbosity=0 brings
   INFO back."""
-  args = ('train', f'--data_dir={tmp_path}/missing', f'--workdir={tmp_path}/w')
+  args = ('run', f'--data_dir={tmp_path}/missing', f'--workdir={tmp_path}/w')
   info_line = re.compile(r'^I\d{4} ', re.MULTILINE)  # absl's INFO prefix, e.g. 'I1128 07:00'
   quiet = _run(*args)
   assert quiet.returncode == 1
@@ -65,9 +65,55 @@ def test_misspelt_config_field_is_one_line(tmp_path):
   assert wrong.returncode == 1
   assert wrong.stderr.strip() == ("error: --config.train.stepz: the config has no field 'stepz'. "
                                   'Did you mean "steps" instead of "stepz"?')
-  nested = _run('pretrain', '--config.beats.tiny.patch=8', f'--workdir={tmp_path}/w',
+  nested = _run('pretrain', '--config.beats.tiny.patch=8', f'--data_dir={tmp_path}/d',
                 f'--output_dir={tmp_path}/o')
   assert nested.returncode == 1 and 'Traceback' not in nested.stderr
   assert nested.stderr.startswith("error: --config.beats.tiny.patch: the config has no field")
   spelt = _run('pretrain', '--config.beats.tiny.input_patch_size=8', '--help')  # a real field
-  assert 'error' not in spelt.stderr and spelt.stdout.startswith('Pre-train the tiny encoders')
+  assert 'error' not in spelt.stderr and spelt.stdout.startswith('Pre-train tiny encoders on')
+
+
+def test_configs_are_named_from_any_directory_and_bad_ones_are_one_line(tmp_path):
+  """--config=NAME finds a shipped config outside the repository; a missing data folder is
+  named before the config's checkpoints are checked; a config that is not there or does not
+  load, and a misspelt field, are one line each."""
+  run = lambda *a: subprocess.run([sys.executable, '-m', 'asd_jax.cli.main', *a],
+                                  capture_output=True, text=True, timeout=300, cwd=tmp_path)
+  missing_data = run('train', '--config=dcase2026', '--data_dir=/nonexistent', '--workdir=w')
+  assert missing_data.returncode == 1
+  assert missing_data.stderr.strip().splitlines() == [
+      'error: /nonexistent: no such dataset folder']
+  misspelt = run('train', '--config=dcase2026', '--config.lora.rnak=4', '--data_dir=/x',
+                 '--workdir=w')
+  assert misspelt.returncode == 1 and misspelt.stderr.strip() == (
+      "error: --config.lora.rnak: the config has no field 'rnak'. "
+      'Did you mean "rank" instead of "rnak"?')
+  unknown = run('train', '--config=dcase2062', '--data_dir=/x', '--workdir=w')
+  assert unknown.returncode == 1 and unknown.stderr.strip() == (
+      'error: --config=dcase2062: no such config file or shipped config; the shipped ones: '
+      'dcase2026, dcase2026_audiomae, dcase2026_beats, default')
+  broken = tmp_path / 'broken.py'
+  broken.write_text('def get_config(:\n')
+  bad = run('run', f'--config={broken}', '--workdir=w')
+  assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1
+  assert bad.stderr.startswith(f'error: --config={broken}: cannot be loaded: SyntaxError')
+
+
+def test_pretrain_writes_encoders_from_the_datasets_own_clips(tmp_path):
+  """`asd-jax pretrain` on a small dataset: one converted-checkpoint folder per branch, of the
+  config's tiny architecture, that a config can name as its checkpoint."""
+  from asd_jax.data import synthetic
+  from asd_jax.encoders.checkpoint import load_converted
+  data = str(tmp_path / 'data')
+  synthetic.generate(data, synthetic.SynthConfig(machines=('valve',), clip_seconds=1.0,
+                                                 source_train=4, target_train=1,
+                                                 test_per_group=1))
+  made = _run('pretrain', f'--data_dir={data}', f'--output_dir={tmp_path}/out', '--branches=beats',
+              '--config.pretrain.steps=2', '--config.pretrain.batch_size=2',
+              '--config.data.clip_seconds=1.0', '--config.data.num_workers=0',
+              '--config.beats.tiny.encoder_layers=1')
+  assert made.returncode == 0, made.stderr
+  assert 'beats: 2 steps on 5 clips' in made.stdout
+  _, arch = load_converted(str(tmp_path / 'out' / 'beats'))
+  assert arch.kind == 'beats' and arch.encoder_layers == 1
+  assert not os.path.exists(tmp_path / 'out' / 'audiomae')

@@ -98,31 +98,3 @@ def test_bfloat16_compute_stays_close_to_float32(beats_small_dir):
   assert np.abs(tokens - ref).mean() < 0.01
   cos = np.sum(tokens * ref, -1) / np.linalg.norm(tokens, axis=-1) / np.linalg.norm(ref, axis=-1)
   assert cos.min() > 0.9995
-
-
-def test_beats_patch_level_is_the_patch_embedding_before_its_layer_norm(beats_small_dir):
-  """patch_embeddings=True leaves the tokens as they were and adds each patch embedding
-  (kernel · 16×16 fbank patch + bias, time-major); its level is their mean and std over
-  channels; both brute-forced in NumPy (float32: atol 1e-4)."""
-  from asd_jax.encoders.beats import patch_level
-  from asd_jax.audio import fbank as fbank_lib
-  encoder = load_encoder(beats_small_dir)
-  wave = np.load(fixture_path('beats_small_io.npz'))['wave']
-  features = fbank_lib.encoder_fbank(jax.numpy.asarray(wave), encoder.preset,
-                                     encoder.config.num_mel_bins)
-  tokens, patches = encoder.module.apply({'params': encoder.params}, features,
-                                         patch_embeddings=True)
-  level = patch_level(patches)
-  np.testing.assert_allclose(np.asarray(tokens), np.asarray(encoder(wave)), atol=1e-5)  # jit
-  fbank, patch = np.asarray(features, np.float64), encoder.config.input_patch_size
-  kernel = np.asarray(encoder.params['patch_embedding']['kernel'], np.float64)[:, :, 0]
-  bias = np.asarray(encoder.params['patch_embedding'].get('bias', 0.0), np.float64)
-  rows = fbank.shape[2] // patch
-  embeddings = np.array([[
-      np.einsum('tfe,tf->e', kernel,
-                fbank[b, t * patch:(t + 1) * patch, f * patch:(f + 1) * patch]) + bias
-      for t in range(fbank.shape[1] // patch) for f in range(rows)] for b in range(len(fbank))])
-  np.testing.assert_allclose(np.asarray(patches), embeddings, atol=1e-4)
-  expected = np.stack([embeddings.mean(-1), embeddings.std(-1)], axis=-1)
-  assert level.shape == expected.shape == (*tokens.shape[:2], 2)
-  np.testing.assert_allclose(np.asarray(level), expected, atol=1e-4)

@@ -112,7 +112,7 @@ def test_two_processes_train_like_one_and_resume_after_a_kill(tmp_path):
   outputs = [p.communicate(timeout=600) for p in procs]
   for p, (out, err) in zip(procs, outputs):
     assert p.returncode == 0, err[-3000:]
-    assert f'beats: resumed from step {max(saved)}' in out, out
+    assert f'beats: trained to step {STEPS} (resumed from step {max(saved)})' in out, out
   assert 'process 1: trained and embedded' in outputs[1][0]
   assert 'official score' in outputs[0][0]
 

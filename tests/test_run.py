@@ -6,7 +6,7 @@ import pytest
 
 from asd_jax import job
 from asd_jax.data import synthetic
-from configs import default
+from asd_jax.configs import default
 
 SYSTEMS = ['baseline_mahalanobis', 'baseline_mse', 'reference_logmel', 'task2_1', 'task2_2',
            'task2_3', 'task2_4']

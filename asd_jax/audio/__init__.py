@@ -1,3 +1,4 @@
-"""Audio front end: Kaldi fbank in jnp with the BEATs and AudioMAE presets."""
-from asd_jax.audio.fbank import (AUDIOMAE, BEATS, FbankPreset, audiomae_fbank, beats_fbank,
-                                 encoder_fbank, kaldi_fbank, mel_filterbank, num_frames)
+"""Audio front ends: Kaldi fbank in jnp (BEATs and AudioMAE presets, `fbank`) and the official
+baselines' librosa log-mel (`logmel`)."""
+
+SAMPLE_RATE = 16000  # every clip is resampled to this rate on reading (data.pipeline)

@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-SAMPLE_RATE = 16000
+from asd_jax.audio import SAMPLE_RATE
+
 FRAME_LENGTH = 400  # 25 ms at 16 kHz
 FRAME_SHIFT = 160  # 10 ms at 16 kHz
 FFT_SIZE = 512  # next power of two above the frame length

@@ -1,7 +1,7 @@
 """The official DCASE Task 2 autoencoder baseline (nttcslab), in Flax/optax.
 
-Log-mel (128 bins, n_fft 1024, hop 512, power 2, 10·log10), 5 consecutive frames stacked into
-640-d vectors; a dense AE 640-128-128-128-128-8-128-128-128-128-640 with BatchNorm + ReLU, Adam
+Log-mel (audio.logmel: 128 bins, n_fft 1024, hop 512, power 2, 10·log10), 5 consecutive
+frames stacked into 640-d vectors; a dense AE 640-128-128-128-128-8-128-128-128-128-640 with BatchNorm + ReLU, Adam
 1e-3, batch 256, one model per machine type on channel 0 (the near field) of the normal
 training clips. Scores: "MSE", the mean reconstruction error over a clip's vectors, and
 "selective Mahalanobis", the minimum over the source and target covariances of the error
@@ -19,19 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from asd_jax.data.pipeline import read_wave
 from asd_jax.scoring.ledoit_wolf import pinvh
 
-N_MELS, N_FFT, HOP, FRAMES = 128, 1024, 512, 5
-
-
-def log_mel(path: str, channel: int = 0, mono: str = 'duplicate') -> np.ndarray:
-  """[128, T] log-mel (dB) of one channel of a clip, the baseline's front end."""
-  import librosa
-  wave = read_wave(path, mono)[channel]
-  mel = librosa.feature.melspectrogram(y=wave, sr=16000, n_fft=N_FFT, hop_length=HOP,
-                                       n_mels=N_MELS, power=2.0)
-  return 10.0 * np.log10(np.maximum(mel, np.finfo(np.float64).eps))
+FRAMES = 5  # consecutive log-mel frames (audio.logmel) stacked into one input vector
 
 
 def stacked_vectors(frames: np.ndarray, path: str) -> np.ndarray:

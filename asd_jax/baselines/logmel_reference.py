@@ -10,18 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from asd_jax.baselines.autoencoder import log_mel
+from asd_jax.audio.logmel import clip_log_mel, frame_statistics
 from asd_jax.scoring.normal_reference import mahalanobis_scores
 
 
 def clip_features(path: str, channel: int = 0, mono: str = 'duplicate') -> np.ndarray:
   """[256]: per-bin mean and standard deviation over time of the clip's log-mel."""
-  return frame_statistics(log_mel(path, channel, mono))
-
-
-def frame_statistics(frames: np.ndarray) -> np.ndarray:
-  """[256]: per-bin mean and standard deviation over time of a [128, T] log-mel."""
-  return np.concatenate([frames.mean(axis=1), frames.std(axis=1)])
+  return frame_statistics(clip_log_mel(path, channel, mono))
 
 
 def reference_scores(train_clips, test_clips, channel: int = 0, mono: str = 'duplicate',

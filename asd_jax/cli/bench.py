@@ -24,5 +24,5 @@ _REFERENCE = flags.DEFINE_string('torch_reference', None, 'checkout of microsoft
 
 def main(argv):
   common.reject_positional(argv)
-  from benchmarks.throughput import run_bench
+  from asd_jax.benchmarks.throughput import run_bench
   run_bench(_QUICK.value, _JSON.value, _REFERENCE.value, only=_ONLY.value)

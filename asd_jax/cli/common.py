@@ -1,20 +1,36 @@
 """Flags and set-up shared by the commands that train or score."""
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import sys
 
-import configs
 from ml_collections import config_flags
 
-DEFAULT_CONFIG = os.path.join(os.path.dirname(configs.__file__), 'default.py')
+from asd_jax import configs
+
+CONFIG_DIR = os.path.dirname(os.path.abspath(configs.__file__))
+
+
+def config_names() -> list[str]:
+  """The configs that ship with the package, by name (configs/<name>.py in the repository)."""
+  return sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(CONFIG_DIR, '*.py'))
+                if not os.path.basename(p).startswith('_'))
+
+
+def config_path(name_or_path: str) -> str:
+  """A shipped config's file for its name (`dcase2026`), else the path as given."""
+  if os.sep not in name_or_path and not name_or_path.endswith('.py'):
+    return os.path.join(CONFIG_DIR, f'{name_or_path}.py')
+  return name_or_path
 
 
 def define_config_flag():
   return config_flags.DEFINE_config_file(
-      'config', DEFAULT_CONFIG, 'configuration file (configs/*.py); override fields with '
-      '--config.train.steps=500 and the like', lock_config=True)
+      'config', config_path('default'), f'a shipped config by name ({", ".join(config_names())})'
+      ' or a config file; override fields with --config.train.steps=500 and the like',
+      lock_config=True)
 
 
 def fail(message: str) -> None:

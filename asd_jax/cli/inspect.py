@@ -12,7 +12,7 @@ from absl import flags
 
 from asd_jax.cli import common
 
-from asd_jax.data import audio_check, layout
+from asd_jax.data import layout
 from asd_jax.data.summary import summary_table
 
 _DATA = flags.DEFINE_string('data_dir', None, 'dataset root (holds dev_data/ and/or eval_data/)',
@@ -22,12 +22,8 @@ _STRICT = common.define_strict_flag()
 
 def main(argv):
   common.reject_positional(argv)
-  from tqdm import tqdm
   try:
-    manifest = layout.scan_dataset(_DATA.value, strict=False)  # strict once decoded too
-    bad = audio_check.content_problems([c.path for c in manifest.clips],
-                                       lambda p: tqdm(p, desc='check audio', unit='clip'))
-    manifest = layout.without_bad_audio(manifest, bad, _STRICT.value)
+    manifest = layout.checked_dataset(_DATA.value, _STRICT.value)
   except layout.DatasetError as e:
     common.fail_lines(e.problems)
   print(summary_table(manifest))

@@ -22,28 +22,19 @@ _STRICT = common.define_strict_flag()
 
 def main(argv):
   common.reject_positional(argv)
-  config = common.prepared_config(_CONFIG)
-  from asd_jax.data import audio_check, layout
+  from asd_jax.data import layout
   from asd_jax.io import WorkdirError
-  from asd_jax.train import loop
-  try:
-    manifest = layout.scan_dataset(_DATA.value, strict=False)  # strict once decoded too
-    manifest = layout.without_bad_audio(
-        manifest, audio_check.content_problems(c.path for c in manifest.clips), _STRICT.value)
+  try:  # the data first: a missing folder is named before any config value is checked
+    manifest = layout.checked_dataset(_DATA.value, _STRICT.value)
   except layout.DatasetError as e:
     common.fail_lines(e.problems)
   if manifest.problems:
     print(manifest.skipped_report())
+  config = common.prepared_config(_CONFIG)
+  from asd_jax.train import loop
   for branch in config.branches:
     try:
       summary = loop.train_branch(config, branch, manifest, _WORKDIR.value)
     except WorkdirError as e:
       common.fail(str(e))
-    if summary['skipped']:
-      state = 'already finished'
-    elif summary['steps'] == 0:
-      state = loop.NO_ADAPTATION
-    else:
-      state = f"trained to step {summary['steps']}" + (
-          f" (resumed from {summary['resumed_from']})" if summary['resumed_from'] else '')
-    print(f'{branch}: {state}; {loop.branch_dir(_WORKDIR.value, branch)}')
+    print(f'{branch}: {loop.describe(summary)}; {loop.branch_dir(_WORKDIR.value, branch)}')

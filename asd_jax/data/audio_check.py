@@ -92,8 +92,10 @@ def content_problem(path: str) -> str | None:
   return None
 
 
-def content_problems(paths, progress=None) -> dict[str, str]:
-  """{path: problem line} of `content_problem` over the files, in their order."""
-  paths = list(paths)
-  found = {p: content_problem(p) for p in (progress(paths) if progress else paths)}
+def content_problems(paths, progress: bool = False) -> dict[str, str]:
+  """{path: problem line} of `content_problem` over the files, in their order (a progress bar
+  with `progress`)."""
+  from tqdm import tqdm
+  found = {p: content_problem(p) for p in tqdm(list(paths), desc='check audio', unit='clip',
+                                                disable=not progress)}
   return {p: line for p, line in found.items() if line}

@@ -225,6 +225,17 @@ def without_bad_audio(manifest: Manifest, bad: dict[str, str], strict: bool) -> 
   return Manifest(manifest.root, [c for c in manifest.clips if c.path not in bad], problems)
 
 
+def checked_dataset(root: str, strict: bool, progress: bool = True, find_bad=None) -> Manifest:
+  """The dataset at `root`, every clip's samples decoded and checked as well as its name and
+  header: with `strict` any bad file raises them all, else bad files are left out and counted
+  (Manifest.problems). `find_bad(manifest) -> {path: problem line}` may stand in for decoding
+  every clip (the job keeps the verdicts of unchanged files)."""
+  manifest = scan_dataset(root, strict=False)  # strict once decoded too
+  bad = (find_bad(manifest) if find_bad else
+         audio_check.content_problems([c.path for c in manifest.clips], progress))
+  return without_bad_audio(manifest, bad, strict)
+
+
 def _read_clip(path, dataset, machine, split, attributes, truth, problems) -> Clip | None:
   name = os.path.basename(path)
   if not name.lower().endswith('.wav'):

@@ -19,10 +19,10 @@ import numpy as np
 import soundfile as sf
 from absl import flags
 
+from asd_jax.audio import SAMPLE_RATE
 from asd_jax.data.labels import LabelSpace
 from asd_jax.data.layout import Clip, DatasetError
 
-SAMPLE_RATE = 16000
 # How far ahead the training iterator reads: its elements are whole batches, and Grain's
 # default (500 elements on 16 threads) would decode thousands of clips ahead of the step.
 BATCH_READ_AHEAD = grain.ReadOptions(num_threads=2, prefetch_buffer_size=2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from asd_jax.audio import SAMPLE_RATE
 
 
 def bandpass_noise(rng, n, low, high):

@@ -18,8 +18,9 @@ import tempfile
 import numpy as np
 import soundfile as sf
 
-from asd_jax.data import heldout, signals
-from asd_jax.data.signals import SAMPLE_RATE
+from asd_jax.audio import SAMPLE_RATE
+from asd_jax.data import signals
+from asd_jax.data.machine_families import BUILTIN, Family
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,10 +43,6 @@ class SynthConfig:
   severity_range: tuple[float, float] = (0.04, 0.4)
 
   def __post_init__(self):
-    unknown = set(self.machines) - set(ALL_MACHINES)
-    if unknown:
-      raise ValueError(f'unknown machine types {sorted(unknown)}; choose from '
-                       f'{sorted(ALL_MACHINES)}')
     if self.clip_seconds < 1.0:
       raise ValueError('clip_seconds must be at least 1')
     if min(self.source_train, self.target_train, self.test_per_group) < 1:
@@ -55,82 +52,10 @@ class SynthConfig:
                        f'{self.severity_range}')
 
 
-@dataclasses.dataclass(frozen=True)
-class MachineSpec:
-  """Two attributes (name, source values, target values) and the anomaly kinds."""
-  attributes: tuple[tuple[str, tuple, tuple], tuple[str, tuple, tuple]]
-  anomalies: tuple[str, ...]
-
-
-MACHINES = {
-    'fan': MachineSpec((('spd', (18, 24), (21,)), ('bld', (5, 7), (6,))),
-                       ('imbalance', 'blade_damage')),
-    'bearing': MachineSpec((('rpm', (20, 28), (24,)), ('load', (1, 3), (2,))),
-                           ('outer_race', 'inner_race')),
-    'valve': MachineSpec((('pat', (2, 4), (3,)), ('flow', (2, 4), (3,))),
-                         ('leak', 'stuck')),
-    'gearbox': MachineSpec((('rpm', (15, 21), (18,)), ('teeth', (21, 27), (24,))),
-                           ('broken_tooth', 'wear')),
-}
-# The built-in families and the held-out ones (asd_jax/data/heldout.py), which keep their own
-# random streams: adding held-out families changes no built-in clip.
-ALL_MACHINES = {**MACHINES, **{name: MachineSpec(attributes, anomalies)
-                               for name, (_, attributes, anomalies) in heldout.FAMILIES.items()}}
-
-
-def machine_sound(machine: str, attrs: dict, anomaly: str | None, severity: float,
+def machine_sound(family: Family, attrs: dict, anomaly: str | None, severity: float,
                   rng: np.random.Generator, n: int) -> np.ndarray:
-  """Near-field source signal of one clip (before microphones and room)."""
-  if machine in heldout.FAMILIES:
-    x = heldout.FAMILIES[machine][0](attrs, anomaly, severity, rng, n)
-    return x / (np.abs(x).max() + 1e-9)
-  t = np.arange(n) / SAMPLE_RATE
-  wobble = rng.uniform(0.98, 1.02)  # unit-to-unit and run-to-run speed variation
-  if machine == 'fan':
-    rot = attrs['spd'] * wobble
-    x = (signals.harmonics(rng, t, rot * attrs['bld'], 6)
-         + 0.6 * signals.bandpass_noise(rng, n, 100, 3000))
-    if anomaly == 'imbalance':
-      x = x * (1 + severity * 0.25 * np.sin(2 * np.pi * rot * t))
-    elif anomaly == 'blade_damage':
-      x = x + severity * 0.15 * signals.harmonics(rng, t, rot, 3)
-  elif machine == 'bearing':
-    shaft = attrs['rpm'] * wobble
-    x = (0.5 * signals.harmonics(rng, t, shaft, 3)
-         + 0.3 * attrs['load'] * signals.bandpass_noise(rng, n, 500, 6000))
-    if anomaly == 'outer_race':
-      x = x + severity * 0.5 * signals.impulse_train(rng, t, 3.6 * shaft, 3000, 400)
-    elif anomaly == 'inner_race':
-      hits = signals.impulse_train(rng, t, 5.4 * shaft, 4200, 500)
-      x = x + severity * 0.5 * hits * (1 + 0.8 * np.sin(2 * np.pi * shaft * t))
-  elif machine == 'valve':
-    period = 0.25 * attrs['pat'] * wobble
-    phase = rng.uniform(0, period)
-    if anomaly == 'stuck':  # irregular cycle: openings jitter and some never close
-      phase_t = (t + phase + severity * 0.25 * period * np.sin(2 * np.pi * t / (3 * period)))
-    else:
-      phase_t = t + phase
-    open_ = ((phase_t % period) < 0.4 * period).astype(float)
-    open_ = np.convolve(open_, np.ones(80) / 80, mode='same')
-    flow = signals.bandpass_noise(rng, n, 150 * attrs['flow'], 750 * attrs['flow'])
-    edges = np.abs(np.diff(open_, prepend=open_[0]))
-    clicks = edges * 60 * signals.bandpass_noise(rng, n, 2000, 7000)
-    x = open_ * flow + clicks + 0.05 * signals.bandpass_noise(rng, n, 50, 500)
-    if anomaly == 'leak':
-      x = x + severity * 0.6 * (1 - open_) * signals.bandpass_noise(rng, n, 3000, 7500)
-  elif machine == 'gearbox':
-    shaft = attrs['rpm'] * wobble
-    mesh = shaft * attrs['teeth']
-    side = 0.15 * (1 + (1.0 * severity if anomaly == 'wear' else 0))
-    x = (signals.harmonics(rng, t, mesh, 3)
-         + side * (np.sin(2 * np.pi * (mesh - shaft) * t) + np.sin(2 * np.pi * (mesh + shaft) * t))
-         + 0.3 * signals.bandpass_noise(rng, n, 50, 4000))
-    if anomaly == 'broken_tooth':
-      x = x + severity * 0.5 * signals.impulse_train(rng, t, shaft, 1800, 300, jitter=0.0)
-    elif anomaly == 'wear':
-      x = x + severity * 0.15 * signals.bandpass_noise(rng, n, 1000, 5000)
-  else:
-    raise ValueError(f'unknown machine type {machine!r}')
+  """Near-field source signal of one clip (before microphones and room), peak-normalised."""
+  x = family.sound(attrs, anomaly, severity, rng, n)
   return x / (np.abs(x).max() + 1e-9)
 
 
@@ -165,10 +90,8 @@ def _clip_plan(config: SynthConfig):
           index += 1
 
 
-def _clip_rng(config, machine, split, domain, label, index):
-  family = (sorted(MACHINES).index(machine) if machine in MACHINES
-            else 100 + heldout.STREAMS[machine])
-  key = [config.seed, family, ('train', 'test').index(split),
+def _clip_rng(config, family: Family, split, domain, label, index):
+  key = [config.seed, family.stream, ('train', 'test').index(split),
          ('source', 'target').index(domain), ('normal', 'anomaly').index(label), index]
   return np.random.default_rng(np.random.SeedSequence(key))
 
@@ -176,14 +99,13 @@ def _clip_rng(config, machine, split, domain, label, index):
 def _write_clip(job) -> tuple[str, list[str]]:
   """Synthesises and writes one clip; returns (file name, its attributes_00.csv row). A pure
   function of the config and the clip's plan entry, so clips can be written in any process."""
-  config, staging, n, (machine, split, domain, label, index) = job
-  rng = _clip_rng(config, machine, split, domain, label, index)
-  spec = ALL_MACHINES[machine]
+  config, family, staging, n, (machine, split, domain, label, index) = job
+  rng = _clip_rng(config, family, split, domain, label, index)
   attrs = {name: (rng.choice(src) if domain == 'source' else rng.choice(tgt))
-           for name, src, tgt in spec.attributes}
-  anomaly = rng.choice(spec.anomalies) if label == 'anomaly' else None
+           for name, src, tgt in family.attributes}
+  anomaly = rng.choice(family.anomalies) if label == 'anomaly' else None
   severity = rng.uniform(*config.severity_range)
-  wave = two_channels(machine_sound(machine, attrs, anomaly, severity, rng, n), rng, domain)
+  wave = two_channels(machine_sound(family, attrs, anomaly, severity, rng, n), rng, domain)
   attr_string = '_'.join(f'{k}_{v}' for k, v in attrs.items())
   name = f'section_00_{domain}_{split}_{label}_{index:04d}_{attr_string}.wav'
   folder = os.path.join(staging, 'dev_data', 'raw', machine, split)
@@ -209,8 +131,9 @@ def _pool(workers: int | None, clips: int):
 
 
 def generate(output_dir: str, config: SynthConfig = SynthConfig(), progress=None,
-             workers: int | None = None) -> int:
+             workers: int | None = None, families: dict[str, Family] = BUILTIN) -> int:
   """Writes the dataset under `output_dir` (DCASE layout + ground_truth/); returns clip count.
+  config.machines name families of `families` (default: the built-in ones).
 
   Clips are synthesised by `workers` processes (default: one per CPU); each clip's audio depends
   only on the seed and its place in the plan, so the files are the same for any worker count.
@@ -219,6 +142,9 @@ def generate(output_dir: str, config: SynthConfig = SynthConfig(), progress=None
   Written into a temporary sibling folder and moved into place at the end, so an interrupted
   generation never leaves a half dataset that looks complete.
   """
+  unknown = set(config.machines) - set(families)
+  if unknown:
+    raise ValueError(f'unknown machine types {sorted(unknown)}; choose from {sorted(families)}')
   output_dir = os.path.abspath(output_dir)
   if os.path.exists(output_dir) and os.listdir(output_dir):
     raise FileExistsError(f'{output_dir}: exists and is not empty')
@@ -230,7 +156,7 @@ def generate(output_dir: str, config: SynthConfig = SynthConfig(), progress=None
   truth: dict[str, list] = {}
   plan = list(_clip_plan(config))
   try:
-    jobs = [(config, staging, n, clip) for clip in plan]
+    jobs = [(config, families[clip[0]], staging, n, clip) for clip in plan]
     with _pool(workers, len(plan)) as pool:
       written = pool.imap(_write_clip, jobs, chunksize=16) if pool else map(_write_clip, jobs)
       for (machine, split, domain, label, _), (name, row) in zip(

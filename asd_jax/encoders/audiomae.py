@@ -13,7 +13,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from asd_jax.encoders.config import AudioMAEConfig, LoRAConfig
-from asd_jax.encoders.layers import PatchEmbed, attend, gelu, rematerialised, split_heads
+from asd_jax.encoders.layers import (EncoderModule, PatchEmbed, attend, gelu, layer_stack,
+                                     split_heads)
 from asd_jax.encoders.lora import LoRADense
 
 
@@ -44,12 +45,9 @@ class ViTBlock(nn.Module):
     return (x + h).astype(self.dtype), None
 
 
-class AudioMAEEncoder(nn.Module):
-  """fbank [B, 1024, 128] -> tokens [B, 1 + 512, D] (pretrained: after the final norm)."""
-  config: AudioMAEConfig
-  lora: LoRAConfig | None = None
-  dtype: Any = jnp.float32
-  remat: str = 'none'  # layers.REMAT_POLICIES: what training keeps for the backward pass
+class AudioMAEEncoder(EncoderModule):
+  """fbank [B, 1024, 128] -> tokens [B, 1 + 512, D] (pretrained: after the final norm).
+  config: AudioMAEConfig."""
 
   @nn.compact
   def __call__(self, fbank, deterministic: bool = True, classify: bool = False):
@@ -61,9 +59,7 @@ class AudioMAEEncoder(nn.Module):
     x = x + pos_embed[:, 1:]
     cls = jnp.broadcast_to(cls_token + pos_embed[:, :1], (x.shape[0], 1, c.embed_dim))
     x = jnp.concatenate([cls.astype(x.dtype), x], axis=1)
-    blocks = nn.scan(rematerialised(ViTBlock, self.remat), variable_axes={'params': 0},
-                     split_rngs={'params': True, 'dropout': True},
-                     in_axes=nn.broadcast, length=c.depth)
+    blocks = layer_stack(ViTBlock, self.remat, c.depth)
     x, _ = blocks(c, self.lora, deterministic, self.dtype, name='blocks')(x.astype(self.dtype),
                                                                           None)
     if c.finetuned:

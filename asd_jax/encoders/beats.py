@@ -17,7 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from asd_jax.encoders.config import BeatsConfig, LoRAConfig
-from asd_jax.encoders.layers import PatchEmbed, attend, gelu, rematerialised, split_heads
+from asd_jax.encoders.layers import (EncoderModule, PatchEmbed, attend, gelu, layer_stack,
+                                     split_heads)
 from asd_jax.encoders.lora import LoRADense
 
 LN_EPS = 1e-5
@@ -105,27 +106,18 @@ class BeatsLayer(nn.Module):
     return x.astype(self.dtype), None
 
 
-class BEATs(nn.Module):
-  """BEATs backbone (+ fine-tuned predictor).  fbank [B, T, mel] -> tokens [B, 8·⌊T/16⌋, D]."""
-  config: BeatsConfig
-  lora: LoRAConfig | None = None
-  dtype: Any = jnp.float32
-  remat: str = 'none'  # layers.REMAT_POLICIES: what training keeps for the backward pass
+class BEATs(EncoderModule):
+  """BEATs backbone (+ fine-tuned predictor).  fbank [B, T, mel] -> tokens [B, 8·⌊T/16⌋, D].
+  config: BeatsConfig."""
 
   @nn.compact
-  def __call__(self, fbank, deterministic: bool = True, classify: bool = False,
-               patch_embeddings: bool = False):
+  def __call__(self, fbank, deterministic: bool = True, classify: bool = False):
     """Backbone tokens; with classify=True (fine-tuned files) the class probabilities instead:
-    sigmoid of the token-averaged predictor logits, as the official extract_features.
-
-    patch_embeddings=True returns (tokens, patch embeddings [B, N, embed_dim]) before the first
-    LayerNorm, which removes each patch's level (`patch_level`), so the tokens no longer say
-    how loud each patch was (docs/heldout.md, "Patch level").
-    """
+    sigmoid of the token-averaged predictor logits, as the official extract_features."""
     c = self.config
-    patches = PatchEmbed(c.embed_dim, c.input_patch_size, c.conv_bias, self.dtype,
-                         name='patch_embedding')(fbank)
-    x = nn.LayerNorm(LN_EPS, name='layer_norm')(patches)
+    x = PatchEmbed(c.embed_dim, c.input_patch_size, c.conv_bias, self.dtype,
+                   name='patch_embedding')(fbank)
+    x = nn.LayerNorm(LN_EPS, name='layer_norm')(x)
     if c.embed_dim != c.encoder_embed_dim:
       x = nn.Dense(c.encoder_embed_dim, name='post_extract_proj', dtype=self.dtype)(x)
     x = x + ConvPositionalEmbedding(c.width, c.conv_pos, c.conv_pos_groups,
@@ -139,9 +131,7 @@ class BEATs(nn.Module):
       buckets = relative_position_buckets(x.shape[1], c.num_buckets, c.max_distance)
       with jax.named_scope('relative_position_bias'):
         pos_bias = jnp.transpose(table[buckets], (2, 0, 1)).astype(jnp.float32)  # [H, N, N]
-    layers = nn.scan(rematerialised(BeatsLayer, self.remat), variable_axes={'params': 0},
-                     split_rngs={'params': True, 'dropout': True},
-                     in_axes=nn.broadcast, length=c.encoder_layers)
+    layers = layer_stack(BeatsLayer, self.remat, c.encoder_layers)
     x, _ = layers(c, self.lora, deterministic, self.dtype, name='layers')(
         x.astype(self.dtype), pos_bias)
     if classify:
@@ -149,12 +139,4 @@ class BEATs(nn.Module):
         raise ValueError('classify needs a fine-tuned BEATs checkpoint (this one has no predictor)')
       logits = nn.Dense(c.predictor_class, name='predictor')(x.astype(jnp.float32))
       return jax.nn.sigmoid(logits.mean(axis=1))
-    if patch_embeddings:
-      return x, patches.astype(jnp.float32)
     return x
-
-
-def patch_level(patches):
-  """[..., embed_dim] patch embeddings before the first LayerNorm -> [..., 2]: their mean and
-  standard deviation over channels, what that LayerNorm removes."""
-  return jnp.stack([patches.mean(-1), patches.std(-1)], axis=-1)

@@ -63,15 +63,11 @@ class Encoder:
     self._tokens = jax.jit(functools.partial(self.apply, classify=False))
     self._classify = jax.jit(functools.partial(self.apply, classify=True))
 
-  def apply(self, params, wave, deterministic: bool = True, rngs=None, classify: bool = False,
-            patch_embeddings: bool = False):
-    """Pure: waveform [B, S] -> tokens [B, N, D] (or class scores with classify=True; or, BEATs
-    only, (tokens, patch embeddings before the first LayerNorm [B, N, embed_dim]) with
-    patch_embeddings=True)."""
+  def apply(self, params, wave, deterministic: bool = True, rngs=None, classify: bool = False):
+    """Pure: waveform [B, S] -> tokens [B, N, D] (or class scores with classify=True)."""
     features = fbank_lib.encoder_fbank(wave, self.preset, self.config.num_mel_bins)
-    extra = {'patch_embeddings': True} if patch_embeddings else {}  # an argument of BEATs alone
     return self.module.apply({'params': params}, features, deterministic=deterministic,
-                             classify=classify, rngs=rngs, **extra)
+                             classify=classify, rngs=rngs)
 
   def init_params(self, rng, num_samples: int = 16000) -> Any:
     """Fresh parameters (random weights; zero LoRA B) for a clip length of `num_samples`."""

@@ -7,6 +7,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from asd_jax.audio import SAMPLE_RATE
+
 
 # What the backward pass keeps of each transformer layer (the rest is recomputed from the
 # layer's input). Training keeps every layer's activations because LoRA sits in all of them, and
@@ -26,6 +28,23 @@ def rematerialised(layer: type[nn.Module], remat: str) -> type[nn.Module]:
   if remat == 'none':
     return layer
   return nn.remat(layer, prevent_cse=False, policy=REMAT_POLICIES[remat])
+
+
+def layer_stack(layer: type[nn.Module], remat: str, length: int) -> type[nn.Module]:
+  """`length` copies of `layer` as one scanned module (parameters stacked on axis 0, one
+  compile of the layer), each called as layer(x, broadcast argument) -> (x, None)."""
+  return nn.scan(rematerialised(layer, remat), variable_axes={'params': 0},
+                 split_rngs={'params': True, 'dropout': True}, in_axes=nn.broadcast,
+                 length=length)
+
+
+class EncoderModule(nn.Module):
+  """What both encoders are built from: the architecture config, LoRA (None: frozen weights
+  only), the compute dtype and the remat policy."""
+  config: Any
+  lora: Any = None  # LoRAConfig | None
+  dtype: Any = jnp.float32
+  remat: str = 'none'  # REMAT_POLICIES: what training keeps for the backward pass
 
 
 class PatchEmbed(nn.Module):
@@ -48,7 +67,7 @@ class PatchEmbed(nn.Module):
     steps = t // p
     if steps == 0:
       raise ValueError(f'input has {t} fbank frames, fewer than one {p}-frame patch '
-                       f'(clip shorter than {(400 + (p - 1) * 160) / 16000:.3f} s)')
+                       f'(clip shorter than {(400 + (p - 1) * 160) / SAMPLE_RATE:.3f} s)')
     kernel = self.param('kernel', nn.initializers.lecun_normal(), (p, p, 1, self.features))
     patches = fbank[:, :steps * p].reshape(b, steps, p, f // p, p)
     x = jnp.einsum('btkfl,kle->btfe', patches.astype(self.dtype),

@@ -12,19 +12,13 @@ import json
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from asd_jax.audio import fbank as fbank_lib
-from asd_jax.baselines.logmel_reference import clip_features
 from asd_jax.data import pipeline
 from asd_jax.data.layout import Clip
 from asd_jax.io import atomic_write_bytes
-from asd_jax.model.asd_model import FBANK_BAND_BINS
-from asd_jax.model.fusion import clip_fbank_band_level
-from asd_jax.scoring.systems import EXTRA_OUTPUTS, LEFT_DUPLICATED, TWO_CHANNEL
-
-MODEL_OUTPUTS = ('embedding', *EXTRA_OUTPUTS)
+from asd_jax.model.asd_model import CHANNEL_MODES, LEFT_DUPLICATED, TWO_CHANNEL
+from asd_jax.scoring import clip_banks
 
 
 def inputs_identity(clips: list[Clip], settings: list) -> str:
@@ -38,18 +32,10 @@ def inputs_identity(clips: list[Clip], settings: list) -> str:
   return digest.hexdigest()
 
 
-def embedding_identity(clips: list[Clip], step: int, audio: pipeline.AudioConfig, mode: str,
-                       *output_settings) -> str:
-  """Identity of a branch's cached embeddings: clips, checkpoint step, evaluation audio, mode,
-  and the settings of the output itself (output_settings)."""
-  return inputs_identity(clips, [step, audio.clip_seconds, audio.mono, audio.eval_windows, mode,
-                                 *output_settings])
-
-
-def output_settings(model, output: str) -> tuple:
-  """What one output depends on beyond the clips, the step and the evaluation audio: where the
-  fbank level is read (fbank_level_span)."""
-  return (model.fbank_level_span,) if output == 'fbank_level' else ()
+def embedding_identity(clips: list[Clip], step: int, audio: pipeline.AudioConfig,
+                       mode: str) -> str:
+  """Identity of a branch's cached embeddings: clips, checkpoint step, evaluation audio, mode."""
+  return inputs_identity(clips, [step, audio.clip_seconds, audio.mono, audio.eval_windows, mode])
 
 
 def model_outputs(predict, params, clips: list[Clip], audio: pipeline.AudioConfig,
@@ -79,79 +65,55 @@ def model_outputs(predict, params, clips: list[Clip], audio: pipeline.AudioConfi
 
 
 def extract(model, params, clips: list[Clip], audio: pipeline.AudioConfig, batch_size: int,
-            num_workers: int = 0, progress: bool = True) -> dict[tuple[str, str], np.ndarray]:
+            banks: list[clip_banks.ClipBank] = (), num_workers: int = 0,
+            progress: bool = True) -> dict[tuple[str, str], np.ndarray]:
   """{(output, mode): [len(clips), E]} of a trained model in both channel modes (two-channel and
-  left-duplicated) from one encoder pass over both channels; outputs are MODEL_OUTPUTS the model
-  has. With several JAX processes each embeds every P-th clip on its own devices and all of them
-  receive the whole table (an all-gather)."""
-  whole_clip = model.level_over_clip
-  from_crops = [name for name in outputs_of(model) if name not in model.read_from_whole_clips]
+  left-duplicated) from one encoder pass over both channels: 'embedding', and each clip bank of
+  `banks` read from the whole clips. With several JAX processes each embeds every P-th clip on
+  its own devices and all of them receive the whole table (an all-gather)."""
 
   def predict(p, wave):
     out = model.apply({'params': p}, wave, left_duplicated=True)
-    values = {(name, mode): out[name if mode == TWO_CHANNEL else f'{name}_left_duplicated']
-              for name in from_crops for mode in (TWO_CHANNEL, LEFT_DUPLICATED)}
-    if whole_clip:
-      values['fbank_row_gate', TWO_CHANNEL] = out['fbank_row_gate']
+    values = {('embedding', TWO_CHANNEL): out['embedding'],
+              ('embedding', LEFT_DUPLICATED): out['embedding_left_duplicated']}
+    if banks:
+      values['row_gate', TWO_CHANNEL] = out['row_gate']
     return values
 
   processes, index = jax.process_count(), jax.process_index()
   mine_clips = clips[index::processes]
+  show = progress and index == 0
   mine = model_outputs(jax.jit(predict), params, mine_clips, audio, batch_size, num_workers,
-                       progress and index == 0, 'embed')
-  if whole_clip:
-    mine.update(clip_fbank_levels(model, mine_clips, audio.mono,
-                                  mine.pop(('fbank_row_gate', TWO_CHANNEL)),
-                                  progress and index == 0))
-  if model.logmel_level:
-    mine.update(clip_logmel_levels(mine_clips, audio.mono, progress and index == 0))
+                       show, 'embed')
+  if banks:
+    mine.update(read_clip_banks(model, banks, mine_clips, audio.mono,
+                                mine.pop(('row_gate', TWO_CHANNEL)), show))
   if processes == 1:
     return mine
   return {key: gather_strided(rows, len(clips)) for key, rows in mine.items()}
 
 
-def clip_fbank_levels(model, clips: list[Clip], mono: str, row_gates: np.ndarray,
-                      progress: bool = False) -> dict[tuple[str, str], np.ndarray]:
-  """{('fbank_level', mode): [len(clips), 2·bins/FBANK_BAND_BINS]}: the BEATs fbank level read
-  from each whole clip (fusion.clip_fbank_band_level), the channels mixed by the clip's
-  `row_gates` [len(clips), rows] (its crops' gate per patch row) in the two-channel mode and the
-  near channel alone in the left-duplicated one. One compile per clip length."""
+def read_clip_banks(model, banks: list[clip_banks.ClipBank], clips: list[Clip], mono: str,
+                    row_gates: np.ndarray, progress: bool = False
+                    ) -> dict[tuple[str, str], np.ndarray]:
+  """{(bank name, mode): [len(clips), F]}: each clip bank read from each whole clip (decoded
+  once for all banks), given the clip's `row_gates` [len(clips), rows] (its crops' gate per
+  patch row)."""
   from tqdm import tqdm
-
-  @jax.jit
-  def levels(wave, gate_of_row):  # [2, S], [rows] -> [2 modes, F]
-    pair = fbank_lib.encoder_fbank(wave, model.preset, model.num_mel_bins)[None]
-    gates = jnp.stack([gate_of_row, jnp.ones_like(gate_of_row)])
-    return clip_fbank_band_level(jnp.concatenate([pair, pair]), gates, FBANK_BAND_BINS)
-
-  rows = []
-  for clip, gate_of_row in tqdm(zip(clips, row_gates), total=len(clips), desc='clip level',
+  readers = {bank.name: bank.make_reader(model) for bank in banks}
+  rows: dict[tuple[str, str], list] = {(name, mode): [] for name in readers
+                                       for mode in CHANNEL_MODES}
+  for clip, gate_of_row in tqdm(zip(clips, row_gates), total=len(clips), desc='clip banks',
                                 unit='clip', disable=not progress):
     wave = pipeline.read_wave(clip.path, mono)
-    if fbank_lib.num_frames(wave.shape[1]) < model.num_mel_bins // row_gates.shape[1]:
-      raise pipeline.DatasetError(f'{clip.path}: {wave.shape[1]} samples are shorter than one '
-                                  'fbank patch; the whole-clip fbank level needs more')
-    rows.append(np.asarray(levels(wave, gate_of_row)))
-  both = np.stack(rows)
-  return {('fbank_level', TWO_CHANNEL): both[:, 0], ('fbank_level', LEFT_DUPLICATED): both[:, 1]}
-
-
-def clip_logmel_levels(clips: list[Clip], mono: str,
-                       progress: bool = False) -> dict[tuple[str, str], np.ndarray]:
-  """{('logmel_level', mode): [len(clips), 256]}: the near channel's log-mel statistics over each
-  whole clip, the log-mel reference's own features (the baselines' front end: 64-ms frames, 128
-  bins, per-bin mean and std). The same in both channel modes: the reference, whose features
-  these are, reads the near channel alone."""
-  from tqdm import tqdm
-  levels = np.stack([clip_features(clip.path, 0, mono) for clip in tqdm(
-      clips, desc='log-mel level', unit='clip', disable=not progress)]).astype(np.float32)
-  return {('logmel_level', TWO_CHANNEL): levels, ('logmel_level', LEFT_DUPLICATED): levels}
-
-
-def outputs_of(model) -> tuple[str, ...]:
-  """What a branch's model puts in the banks: its embedding, and its pooled patch level,
-  projected patch embedding, fbank level, fbank modulation and log-mel level when it has them."""
-  return tuple(name for name in MODEL_OUTPUTS if name == 'embedding' or getattr(model, name))
+    for name, read in readers.items():
+      try:
+        values = read(wave, gate_of_row)
+      except ValueError as e:
+        raise pipeline.DatasetError(f'{clip.path}: {e}') from None
+      for mode in CHANNEL_MODES:
+        rows[name, mode].append(values[mode])
+  return {key: np.stack(values) for key, values in rows.items()}
 
 
 def gather_strided(mine: np.ndarray, total: int) -> np.ndarray:

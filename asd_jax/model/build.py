@@ -7,12 +7,14 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from asd_jax.audio import SAMPLE_RATE
 from asd_jax.encoders import lora as lora_lib
 from asd_jax.encoders.checkpoint import load_converted
 from asd_jax.encoders.config import AudioMAEConfig, BeatsConfig, LoRAConfig
 from asd_jax.encoders.encoder import build_module, front_end_preset
 from asd_jax.encoders.layers import REMAT_POLICIES
-from asd_jax.model.asd_model import FBANK_LEVEL_SPANS, POOLINGS, ASDModel
+from asd_jax.model.asd_model import POOLINGS, ASDModel
+from asd_jax.scoring.clip_banks import REGISTRY as CLIP_BANKS
 from asd_jax.scoring.normal_reference import BANK_CALIBRATIONS
 
 ENCODER_KINDS = ('beats', 'audiomae')
@@ -46,9 +48,6 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   lora_config(config)
   if config.model.pooling not in POOLINGS:
     raise ConfigError(f'config.model.pooling: {config.model.pooling!r} is not one of {POOLINGS}')
-  if config.model.fbank_level_span not in FBANK_LEVEL_SPANS:
-    raise ConfigError(f'config.model.fbank_level_span: {config.model.fbank_level_span!r} is not '
-                      f'one of {FBANK_LEVEL_SPANS}')
   if config.model.remat not in REMAT_POLICIES:
     raise ConfigError(f'config.model.remat: {config.model.remat!r} is not one of '
                       f'{list(REMAT_POLICIES)}')
@@ -68,6 +67,10 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   if config.score.bank_calibration not in BANK_CALIBRATIONS:
     raise ConfigError(f'config.score.bank_calibration: {config.score.bank_calibration!r} is not '
                       f'one of {BANK_CALIBRATIONS}')
+  unknown = [name for name in config.score.clip_banks if name not in CLIP_BANKS]
+  if unknown:
+    raise ConfigError(f'config.score.clip_banks: unknown {unknown}; choose from '
+                      f'{list(CLIP_BANKS)}')
   if config.data.clip_seconds <= 0.2:
     raise ConfigError('config.data.clip_seconds must exceed 0.2 s')
   if config.baseline.epochs < 0:
@@ -100,14 +103,8 @@ def build_branch(config: ml_collections.ConfigDict, branch: str, num_attributes:
                    num_attributes=num_attributes, embed_dim=config.model.embed_dim,
                    pooling=config.model.pooling, gate_bias_init=config.model.gate_bias_init,
                    frequency_rows=arch.num_mel_bins // arch.patch_size,
-                   patch_level=bool(config.model.patch_level) and arch.kind == 'beats',
-                   patch_embedding=bool(config.model.patch_embedding) and arch.kind == 'beats',
-                   fbank_level=bool(config.model.fbank_level) and arch.kind == 'beats',
-                   fbank_level_span=config.model.fbank_level_span,
-                   fbank_modulation=bool(config.model.fbank_modulation) and arch.kind == 'beats',
-                   logmel_level=bool(config.model.logmel_level) and arch.kind == 'beats',
                    leading_tokens=1 if arch.kind == 'audiomae' else 0, dtype=dtype)
-  samples = int(round(config.data.clip_seconds * 16000))
+  samples = int(round(config.data.clip_seconds * SAMPLE_RATE))
   rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), ENCODER_KINDS.index(branch))
   params = jax.jit(lambda r: model.init(r, jnp.zeros((1, 2, samples), jnp.float32))['params'])(rng)
   if converted is not None:

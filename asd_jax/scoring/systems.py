@@ -5,21 +5,14 @@ import dataclasses
 
 import numpy as np
 
+from asd_jax.model.asd_model import LEFT_DUPLICATED, TWO_CHANNEL
+from asd_jax.scoring import clip_banks
 from asd_jax.scoring.calibration import RobustZ, gamma_threshold
 from asd_jax.scoring.normal_reference import knn_scores, mahalanobis_scores
 
-TWO_CHANNEL, LEFT_DUPLICATED = 'two_channel', 'left_duplicated'
-
-
-# BEATs outputs scored beside the embedding, each as its own Mahalanobis distance (robust z)
-EXTRA_OUTPUTS = ('patch_level', 'patch_embedding', 'fbank_level', 'fbank_modulation',
-                 'logmel_level')
-
-
-def bank_name(branch: str, output: str = 'embedding') -> str:
-  """The name of the reference bank of one model output: the branch's own name for its
-  embedding, '<branch>_<output>' for another output (EXTRA_OUTPUTS)."""
-  return branch if output == 'embedding' else f'{branch}_{output}'
+# How each branch scores its embedding (report §4): Ledoit-Wolf Mahalanobis to the section's
+# source and target banks, min taken; mean cosine distance to the k nearest of one global bank.
+BRANCH_SCORER = {'beats': 'mahalanobis', 'audiomae': 'knn'}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,21 +63,22 @@ class SystemScorer:
     return np.asarray(train), np.asarray(test)
 
   def branch_z(self, branch: str, mode: str, machine: str) -> tuple[np.ndarray, np.ndarray]:
-    """(z of reference clips, z of test clips) of one branch, robust z from the reference."""
+    """(z of reference clips, z of test clips) of one branch, robust z from the reference: its
+    embedding's scores, plus the robust z of each of its clip banks' distances where the
+    embeddings hold them."""
     key = (branch, mode, machine)
     if key not in self._cache:
       train, test = self.indices(machine)
-      if branch == 'beats':
-        ref, scores = self.mahalanobis_z(self.embeddings[branch, mode], train, test)
-        weight = self.config.extra_output_weight
-        for output in EXTRA_OUTPUTS:  # the model's extra BEATs outputs: each one's z added
-          bank = bank_name(branch, output)
-          if (bank, mode) in self.embeddings:
-            extra_ref, extra_scores = self.mahalanobis_z(self.embeddings[bank, mode], train, test)
-            ref, scores = ref + weight * extra_ref, scores + weight * extra_scores
+      emb = self.embeddings[branch, mode]
+      if BRANCH_SCORER[branch] == 'mahalanobis':
+        ref, scores = self.mahalanobis_z(emb, train, test)
       else:
-        emb = self.embeddings[branch, mode]
         ref, scores = knn_scores(emb[train], emb[test], self.config.knn_k)
+      for bank in clip_banks.of_branch(clip_banks.REGISTRY, branch):
+        features = self.embeddings.get((clip_banks.bank_name(branch, bank.name), mode))
+        if features is not None:
+          bank_ref, bank_scores = self.mahalanobis_z(features, train, test)
+          ref, scores = ref + bank_ref, scores + bank_scores
       z = RobustZ.fit(ref)
       self._cache[key] = (z(ref), z(scores))
     return self._cache[key]

@@ -166,6 +166,16 @@ def pretrain_branch(config: ml_collections.ConfigDict, branch: str, manifest: Ma
   return pretrain.uses_pretraining(config, branch)
 
 
+def describe(summary: dict) -> str:
+  """One line on what train_branch did."""
+  if summary['skipped']:
+    return f"already trained ({summary['steps']} steps)"
+  if summary['steps'] == 0:
+    return NO_ADAPTATION
+  resumed = f" (resumed from step {summary['resumed_from']})" if summary['resumed_from'] else ''
+  return f"trained to step {summary['steps']}{resumed}"
+
+
 def train_branch(config: ml_collections.ConfigDict, branch: str, manifest: Manifest,
                  workdir: str, progress: bool = True) -> dict:
   """Trains (or resumes, or skips when finished) one branch; returns a short summary."""

@@ -2,7 +2,7 @@
 
 The method adapts *pre-trained* encoders with LoRA on frozen weights. Real configs load converted
 BEATs / AudioMAE checkpoints, and the tiny default loads the shipped corpus-pre-trained ones
-(`corpus_pretrain`, asd_jax/pretrained/). A random frozen transformer keeps too little spectral
+(research/pretraining/, asd_jax/pretrained/). A random frozen transformer keeps too little spectral
 detail for distance scoring, so a branch configured without a checkpoint pre-trains its encoder
 on the dataset's normal training clips (both channels) before LoRA training, in the spirit of
 AudioMAE: a share of the 16×16 fbank patches is blanked, and a linear head on each output token
@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from asd_jax.audio import SAMPLE_RATE
 from asd_jax.audio import fbank as fbank_lib
 from asd_jax.data import pipeline
 from asd_jax.data.labels import LabelSpace
@@ -181,7 +182,7 @@ def pretraining_parts(config: ml_collections.ConfigDict, branch: str,
   contrastive = c.contrastive_weight > 0
   model = PatchReconstructor(build_module(arch), p * p, arch.prefix_tokens,
                              arch.num_mel_bins // p, PROJECTION_DIM if contrastive else 0)
-  samples = int(round(config.data.clip_seconds * 16000))
+  samples = int(round(config.data.clip_seconds * SAMPLE_RATE))
   rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 100 + ENCODER_KINDS.index(branch))
   init_rng, rng = jax.random.split(rng)
   fbank = jax.eval_shape(lambda w: fbank_lib.encoder_fbank(w, preset, arch.num_mel_bins),

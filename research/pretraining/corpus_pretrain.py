@@ -1,5 +1,12 @@
-"""Long self-supervised pre-training of the tiny encoders on the synthetic corpus (`asd-jax
-pretrain`): the run that made the shipped weights in asd_jax/pretrained/.
+"""Long self-supervised pre-training of the tiny encoders on the synthetic corpus: the run that
+made the shipped weights in asd_jax/pretrained/.
+
+python -m research.pretraining.corpus_pretrain --workdir=W --output_dir=O
+    [--branches=beats,audiomae --steps --pool_clips --config.pretrain.contrastive_weight=0.5]
+
+Writes O/<branch> (converted-checkpoint folders that config.<branch>.checkpoint loads),
+W/<branch>/{checkpoints,loss.jsonl,summary.json} and W/loss_curve.png. The shipped encoders:
+--output_dir=asd_jax/pretrained (asd_jax/pretrained/MODEL_CARD.md gives the exact command).
 
 The objective is the per-dataset one of `pretrain` (masked fbank-patch reconstruction, and the
 unit-contrastive term when pretrain.contrastive_weight > 0), on a
@@ -20,10 +27,12 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from asd_jax.data import corpus
+from absl import app, flags
+
 from asd_jax.encoders.checkpoint import save_converted
 from asd_jax.io import atomic_write_text
 from asd_jax.train.pretrain import pretraining_parts
+from research.pretraining import corpus
 
 POOL_SECONDS = 3.0  # each pool clip; crops of config.data.clip_seconds are drawn from it
 GAIN_DB = 6.0
@@ -124,3 +133,43 @@ def pretrain_on_corpus(config: ml_collections.ConfigDict, branch: str, workdir: 
              'final': curve[-1] if curve else {}, 'tiny': config[branch].tiny.to_dict()}
   atomic_write_text(os.path.join(run_dir, 'summary.json'), json.dumps(summary, indent=2))
   return {**summary, 'curve': curve}
+
+
+_WORKDIR = flags.DEFINE_string('workdir', None, 'run folder (resumed when it exists)')
+_OUTPUT = flags.DEFINE_string('output_dir', None, 'where the pre-trained encoders go, one '
+                              'folder per branch')
+_BRANCHES = flags.DEFINE_list('branches', ['beats', 'audiomae'], 'encoders to pre-train')
+_STEPS = flags.DEFINE_integer('steps', 6000, 'optimiser steps (cosine decay reaches 0 here)')
+_POOL = flags.DEFINE_integer('pool_clips', 4096, 'corpus clips (3 s each) in the pool')
+_SEED = flags.DEFINE_integer('corpus_seed', 0, 'seed of the corpus and the batch order')
+_SAVE = flags.DEFINE_integer('save_every', 500, 'Orbax checkpoint every k steps')
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  if not _WORKDIR.value or not _OUTPUT.value:
+    raise app.UsageError('--workdir and --output_dir are required')
+  if min(_STEPS.value, _POOL.value, _SAVE.value) < 1:
+    raise app.UsageError('--steps, --pool_clips and --save_every must be at least 1')
+  from asd_jax.evaluation import plots
+  config = _CONFIG.value  # defined with the flags of a command-line run, below
+  curves = {}
+  for branch in _BRANCHES.value:
+    summary = pretrain_on_corpus(config, branch, _WORKDIR.value,
+                                 os.path.join(_OUTPUT.value, branch), _STEPS.value, _POOL.value,
+                                 _SEED.value, _SAVE.value)
+    curves[branch] = summary['curve']
+    print(f"{branch}: {summary['steps']} steps, final {summary['final']}; "
+          f"{os.path.join(_OUTPUT.value, branch)}")
+  print('loss curves:', plots.plot_loss_curves(os.path.join(_WORKDIR.value, 'loss_curve.png'),
+                                               curves))
+
+
+if __name__ == '__main__':  # the --config flag only here: asd_jax's commands define their own
+  from ml_collections import config_flags
+
+  from asd_jax.cli.common import config_path
+  _CONFIG = config_flags.DEFINE_config_file('config', config_path('default'),
+                                            'the config whose tiny sizes and pretrain.* apply')
+  app.run(main)

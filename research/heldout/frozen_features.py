@@ -1,6 +1,6 @@
 """How much anomaly information the shipped encoders' frozen tokens carry, beside log-mel statistics.
 
-python -m benchmarks.frozen_features --data_dir=D [--out=frozen_features.json]
+python -m research.heldout.frozen_features --data_dir=D [--out=frozen_features.json]
 
 Every feature is scored the same way: Ledoit-Wolf Mahalanobis to the section's source and target
 banks of normal training clips, minimum taken, with raw distances ('none') and with per-bank
@@ -11,24 +11,19 @@ mean of every AUC (source), AUC (target) and pAUC. Features, all of the near cha
   fbank of 25-ms frames: does the front end's coarser frequency resolution lose information?
 - BEATs / AudioMAE token mean, and mean + std: the shipped encoder without LoRA, fusion,
   projection or heads, over the embed stage's three 2-s crops (averaged): the mean is what the
-  report's pooling sees (model.pooling='mean'), mean + std what model.pooling='meanstd' sees;
+  report's pooling sees (model.pooling='mean');
 - BEATs token mean + std per frequency row: the same statistics over time only, one pair per row
   of 16-bin patches (what the default, model.pooling='frequency_rows', sees). BEATs has no
   absolute position embedding, so a mean over every token mixes the frequency bands; this row
-  asks how much of the loss that mixing causes;
-- BEATs patch level per frequency row: the same statistics of each patch embedding's mean and
-  std over channels before the first LayerNorm, which removes them (model.patch_level); and the
-  last row, per frequency row + patch level, adds the two features' robust-z scores, each from
-  its own banks, as the default's BEATs branch does.
+  asks how much of the loss that mixing causes.
+(Until 52a2239 it also scored the BEATs patch level, an option deleted since.)
 No training and no choice tuned: it separates what the pre-trained priors know from what the
 rest of the method adds (docs/heldout.md, "Why it loses").
 """
 from __future__ import annotations
 
-import functools
 import json
 
-import jax
 import numpy as np
 from absl import app, flags, logging
 
@@ -37,62 +32,45 @@ _DATA = flags.DEFINE_string('data_dir', None, 'a dataset in the DCASE layout, wi
 _OUT = flags.DEFINE_string('out', 'frozen_features.json', 'JSON record of the scores')
 
 CROP_SECONDS, CROPS = 2.0, 3
-ROWS_AND_LEVEL = ('BEATs token mean + std per frequency row', 'BEATs patch level per frequency row')
-
-
-@functools.cache
-def _patch_level(encoder):
-  """Jitted (params, wave [B, S]) -> (tokens, BEATs patch level [B, N, 2]) (compiled once)."""
-  from asd_jax.encoders.beats import patch_level
-
-  def tokens_and_level(params, wave):
-    tokens, patches = encoder.apply(params, wave, patch_embeddings=True)
-    return tokens, patch_level(patches)
-
-  return jax.jit(tokens_and_level)
 
 
 def clip_features(clip, beats, audiomae) -> dict[str, np.ndarray]:
   """{feature name: vector} of one clip's near channel."""
+  from asd_jax.audio import SAMPLE_RATE
   from asd_jax.audio import fbank as fbank_lib
+  from asd_jax.audio.logmel import frame_statistics
   from asd_jax.baselines.logmel_reference import clip_features as logmel_features
-  from asd_jax.baselines.logmel_reference import frame_statistics
   from asd_jax.data.pipeline import fit_length, read_wave, window_offsets
   near = read_wave(clip.path, 'duplicate')[:1]
-  crop = int(CROP_SECONDS * 16000)
+  crop = int(CROP_SECONDS * SAMPLE_RATE)
   crops = np.concatenate([fit_length(near, crop, offset)
                           for offset in window_offsets(near.shape[1], crop, CROPS)])
   fbank = np.asarray(fbank_lib.encoder_fbank(near, beats.preset, beats.config.num_mel_bins))[0]
   out = {'log-mel mean + std': logmel_features(clip.path),
          'BEATs fbank mean + std': frame_statistics(fbank.T)}
-  # BEATs tokens and patch level from one encoder pass; tokens are [crops, N, D]
-  beats_tokens, beats_level = (np.asarray(a) for a in _patch_level(beats)(beats.params, crops))
+  beats_tokens = np.asarray(beats(crops))  # [crops, N, D]
   for name, tokens in (('BEATs', beats_tokens), ('AudioMAE', np.asarray(audiomae(crops)))):
     out[f'{name} token mean'] = tokens.mean(1).mean(0)
     out[f'{name} token mean + std'] = np.concatenate([tokens.mean(1), tokens.std(1)],
                                                      axis=1).mean(0)
-    if name == 'BEATs':  # tokens are time-major: n = t * rows + f
-      rows = beats.config.num_mel_bins // beats.config.input_patch_size
-      for feature, values in zip(ROWS_AND_LEVEL, (tokens, beats_level)):
-        grid = values.reshape(len(crops), -1, rows, values.shape[-1])
-        out[feature] = np.concatenate([grid.mean(1), grid.std(1)],
-                                      axis=-1).reshape(len(crops), -1).mean(0)
+  rows = beats.config.num_mel_bins // beats.config.input_patch_size
+  grid = beats_tokens.reshape(len(crops), -1, rows, beats_tokens.shape[-1])  # n = t * rows + f
+  out['BEATs token mean + std per frequency row'] = np.concatenate(
+      [grid.mean(1), grid.std(1)], axis=-1).reshape(len(crops), -1).mean(0)
   return out
 
 
-def official_score(features: np.ndarray | list[np.ndarray], clips, calibration: str) -> float:
-  """Official score of one feature, or of a list of features whose scores (each from its own
-  banks) are added."""
+def official_score(features: np.ndarray, clips, calibration: str) -> float:
+  """Official score of one feature [n clips, F] scored against its banks."""
   from asd_jax.evaluation import metrics
   from asd_jax.scoring.normal_reference import mahalanobis_scores
   results = []
   for machine in sorted({c.machine for c in clips}):
     train = [i for i, c in enumerate(clips) if c.machine == machine and c.split == 'train']
     test = [i for i, c in enumerate(clips) if c.machine == machine and c.split == 'test']
-    scores = sum(mahalanobis_scores(
-        part[train], [(clips[i].section, clips[i].domain) for i in train], part[test],
+    scores = mahalanobis_scores(
+        features[train], [(clips[i].section, clips[i].domain) for i in train], features[test],
         [clips[i].section for i in test], 5, calibration)[1]
-                 for part in (features if isinstance(features, list) else [features]))
     for section in sorted({clips[i].section for i in test}):
       rows = [j for j, i in enumerate(test) if clips[i].section == section]
       results.append(metrics.SectionResult(machine, section, metrics.section_metrics(
@@ -120,10 +98,6 @@ def main(argv):
     record['scores'][name] = {c: official_score(features, clips, c) for c in ('none', 'robust_z')}
     print(f'{name:28s} {record["scores"][name]["none"]:6.1f} '
           f'{record["scores"][name]["robust_z"]:9.1f}')
-  name = 'BEATs per frequency row + patch level (robust z added)'
-  record['scores'][name] = {'robust_z': official_score(
-      [np.stack([r[f] for r in rows]) for f in ROWS_AND_LEVEL], clips, 'robust_z')}
-  print(f'{name:28s} {"-":>6s} {record["scores"][name]["robust_z"]:9.1f}')
   with open(_OUT.value, 'w') as f:
     json.dump(record, f, indent=1)
 

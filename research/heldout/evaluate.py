@@ -1,9 +1,9 @@
 """The default system on machine families it has never seen: held-out sets × seeds × variants.
 
-python -m benchmarks.heldout_eval --out_dir=O [--sets=A,B --seeds=0,1,2 --variants=default,...
+python -m research.heldout.evaluate --out_dir=O [--sets=A,B --seeds=0,1,2 --variants=default,...
   --define=NAME:FIELD=VALUE,...]
 
-For each held-out set (asd_jax/data/heldout.py: families outside the pre-training corpus and the
+For each held-out set (research/heldout/families.py: families outside the pre-training corpus and the
 built-in data, their own clip lengths and bank sizes) and seed, writes the dataset
 (O/data/<set>_seed<s>, data seed = s) and runs the whole job on it (O/runs/<variant>/<set>_seed<s>,
 config.seed = s), in process and resumable. Variants are the ablations of VARIANTS: config
@@ -26,7 +26,7 @@ import numpy as np
 from absl import app, flags, logging
 
 _OUT = flags.DEFINE_string('out_dir', 'heldout_eval', 'output folder (resumed when it exists)')
-_SETS = flags.DEFINE_list('sets', ['A', 'B'], 'held-out sets (asd_jax/data/heldout.py SETS)')
+_SETS = flags.DEFINE_list('sets', ['A', 'B'], 'held-out sets (research/heldout/families.py SETS)')
 _SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2'], 'data and model seeds')
 _VARIANTS = flags.DEFINE_list('variants', ['default'], 'variants to run, from VARIANTS')
 _DEFINE = flags.DEFINE_multi_string(
@@ -37,8 +37,8 @@ _DEFINE = flags.DEFINE_multi_string(
 # name: (what it tests, config overrides, the variant whose branches and embeddings it reuses)
 VARIANTS = {
     'default': ('the default config: shipped corpus-pre-trained encoders, not adapted '
-                '(train.steps=0), the fbank level over the whole clip and the log-mel level '
-                'scored (model.fbank_level, model.logmel_level)', {}, None),
+                '(train.steps=0), the fbank level and the log-mel level over the whole clip '
+                'scored beside the BEATs embedding (score.clip_banks)', {}, None),
     'lora_arcface': ("LoRA + ArcFace trained for 150 steps (the report's recipe; the default "
                      'until 2026-12-02)', {'train.steps': 150}, None),
     'dataset_pretrain': ('encoders pre-trained on the dataset itself (600 steps), no shipped '
@@ -50,43 +50,20 @@ VARIANTS = {
                  "report's)", {'score.bank_calibration': 'none'}, 'default'),
     'mean_pooling': ("the report's mean over every token (model.pooling=mean; the default until "
                      '2026-12-02)', {'model.pooling': 'mean'}, None),
-    'meanstd_pooling': ('token mean and standard deviation over every token (model.pooling='
-                        'meanstd)', {'model.pooling': 'meanstd'}, None),
-    'frequency_row_pooling': ('mean and standard deviation over time per row of frequency patches '
-                              '(model.pooling=frequency_rows, as the default)',
-                              {'model.pooling': 'frequency_rows'}, None),
-    'no_level': ('the BEATs branch scores its embedding alone, no level beside it '
-                 '(model.fbank_level=False; the default until 2026-12-02)',
-                 {'model.fbank_level': False}, 'default'),
-    'patch_level': ("the BEATs branch scores the patch embedding's level instead of the fbank's "
-                    '(model.patch_level=True, model.fbank_level=False; the default from '
-                    '2026-12-02 until set K decided against it on 2026-12-03)',
-                    {'model.patch_level': True, 'model.fbank_level': False}, 'default'),
-    'patch_embedding': ('the BEATs branch also scores the whole patch embedding before the first '
-                        'LayerNorm, pooled per frequency row and projected at random '
-                        '(model.patch_embedding=True)', {'model.patch_embedding': True}, None),
-    'fbank_modulation': ('the BEATs branch also scores the modulation spectrum of the fbank '
-                         'bands beside their level (model.fbank_modulation=True)',
-                         {'model.fbank_modulation': True}, 'default'),
-    'level_weight_2': ("the fbank level's robust z counted twice in the BEATs branch "
-                       '(score.extra_output_weight=2)', {'score.extra_output_weight': 2.0},
-                       'default'),
-    'clip_level': ('the BEATs fbank level read from the whole clip instead of the crops '
-                   "(model.fbank_level_span='clip'; the default since set N decided it on "
-                   '2026-12-03)', {'model.fbank_level_span': 'clip'}, 'default'),
-    'crop_level': ("the BEATs fbank level read from the model's crops "
-                   "(model.fbank_level_span='crops'; the default until set N)",
-                   {'model.fbank_level_span': 'crops'}, 'default'),
-    'logmel_level': ("the BEATs branch also scores the near channel's log-mel mean and std over "
-                     "the whole clip, the baselines' front end (model.logmel_level=True; the "
-                     'default since set O decided it on 2026-12-03)',
-                     {'model.logmel_level': True}, 'default'),
+    'no_level': ('the BEATs branch scores its embedding and the log-mel level, no fbank level '
+                 "(score.clip_banks=('logmel_level',))",
+                 {'score.clip_banks': ('logmel_level',)}, 'default'),
     'no_logmel_level': ("the BEATs branch does not score the log-mel level "
-                        '(model.logmel_level=False; the default until set O)',
-                        {'model.logmel_level': False}, 'default'),
+                        "(score.clip_banks=('fbank_level',); the default until set O)",
+                        {'score.clip_banks': ('fbank_level',)}, 'default'),
+    'no_clip_banks': ("the BEATs branch scores its embedding alone, as the report "
+                      "(score.clip_banks=())", {'score.clip_banks': ()}, 'default'),
     'one_crop': ('one centred 2-s crop per clip embedded instead of three',
                  {'embed.windows': 1}, 'default'),
 }
+# Variants of options deleted since (patch level, projected patch embedding, fbank modulation,
+# meanstd and attentive pooling, the level's weight, the fbank level over the crops) are in
+# 52a2239 (docs/heldout.md names each).
 REUSED = ('train', 'pretrained', 'embeddings', 'stages/baselines.done', 'stages/check_audio.done',
           'submission/baseline_mse', 'submission/baseline_mahalanobis')
 
@@ -95,7 +72,7 @@ def define_variant(spec: str) -> str:
   """Adds the variant NAME:FIELD=VALUE[,FIELD=VALUE...] to VARIANTS; returns NAME. A value is
   read as a Python literal where it is one (8, 0.5, False), else kept as a string (a path)."""
   import ast
-  from configs import default
+  from asd_jax.configs import default
   fields = default.get_config()
   name, _, overrides = spec.partition(':')
   if not name or not overrides or name in VARIANTS:
@@ -120,7 +97,7 @@ def define_variant(spec: str) -> str:
 
 
 def variant_config(name: str, seed: int):
-  from configs import default
+  from asd_jax.configs import default
   config = default.get_config()
   config.seed = seed
   for path, value in VARIANTS[name][1].items():
@@ -166,10 +143,10 @@ def environment() -> dict:
 
 def run_one(variant: str, set_name: str, seed: int, out_dir: str) -> dict:
   from asd_jax import job
-  from asd_jax.data import heldout, synthetic
+  from research.heldout.families import write_set
   data = os.path.join(out_dir, 'data', f'{set_name}_seed{seed}')
   if not os.path.isdir(data):
-    synthetic.generate(data, synthetic.SynthConfig(seed=seed, **heldout.SETS[set_name]))
+    write_set(set_name, seed, data)
   workdir = os.path.join(out_dir, 'runs', variant, f'{set_name}_seed{seed}')
   reuse = VARIANTS[variant][2]
   if reuse and not os.path.isdir(workdir):

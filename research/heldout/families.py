@@ -1,18 +1,19 @@
 """Held-out machine families: evaluation sets that no pre-training and no tuning has seen.
 
-Forty-five families in fifteen sets, none of them in the pre-training corpus (`corpus`) or the
-built-in set (`synthetic`); `asd-jax synth --machines=pump,slider,conveyor ...` writes them as
-DCASE-style datasets, with the same microphones, domains and layout as the built-in data
-(benchmarks/heldout_eval.py writes and scores every set). Their mechanisms, attributes,
-anomalies and severity were fixed before any system was scored on them, and are not to be
-changed to suit a result (docs/heldout.md).
+Forty-five families in fifteen sets, none of them in the pre-training corpus
+(research/pretraining/corpus.py) or the built-in set (asd_jax/data/machine_families.py);
+`write_set` writes a set as a DCASE-style dataset with the built-in generator, so with the same
+microphones, domains and layout as the built-in data (research/heldout/evaluate.py writes and
+scores every set). Their mechanisms, attributes, anomalies and severity were fixed before any
+system was scored on them, and are not to be changed to suit a result (docs/heldout.md).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from asd_jax.data import signals
-from asd_jax.data.signals import SAMPLE_RATE
+from asd_jax.audio import SAMPLE_RATE
+from asd_jax.data import signals, synthetic
+from asd_jax.data.machine_families import Family
 
 # The evaluation sets: families, clip length and bank sizes differ from the built-in set's
 # (4 s, 400 source + 10 target) and from each other. Keyword arguments of synthetic.SynthConfig.
@@ -79,7 +80,7 @@ SETS = {
               source_train=110, target_train=12, test_per_group=30),
 }
 
-# Each family's random stream number (synthetic._clip_rng), frozen so that adding a family
+# Each family's random stream number (100 + this: Family.stream), frozen so that adding a family
 # changes no clip of another. A and B were generated while their six families were numbered in
 # sorted order; C was generated after its three had been sorted in among them, which renumbered
 # pump, slider and stepper (hence the shared numbers: streams of different families need not
@@ -1220,3 +1221,12 @@ FAMILIES = {
     'paint_shaker': (paint_shaker, (('hz', (8, 10), (12,)), ('cans', (1, 2), (3,))),
                      ('loose_clamp', 'worn_eccentric')),
 }
+
+REGISTRY = {name: Family(sound, attributes, anomalies, stream=100 + STREAMS[name])
+            for name, (sound, attributes, anomalies) in FAMILIES.items()}
+
+
+def write_set(set_name: str, seed: int, output_dir: str, **generate_args) -> int:
+  """Writes held-out set `set_name` (SETS) for a data seed; returns the clip count."""
+  return synthetic.generate(output_dir, synthetic.SynthConfig(seed=seed, **SETS[set_name]),
+                            families=REGISTRY, **generate_args)

@@ -4,16 +4,16 @@ The shipped tiny encoders learn their acoustic priors here (asd_jax/pretrained/M
 Every clip draws a new unit of its family (speeds, resonances, harmonic weights, duty cycles)
 and an operating point, so no two clips share a machine. The families are generic mechanisms
 written for this corpus only; none of them is a family that an evaluation uses (the built-in
-fan / bearing / valve / gearbox of `synthetic` and the held-out families of `heldout`), and
-`tests/test_corpus.py` checks that the names stay apart.
+fan / bearing / valve / gearbox of asd_jax/data/machine_families.py and the held-out families
+of research/heldout/families.py), and tests/test_research.py checks that the names stay apart.
 """
 from __future__ import annotations
 
 import numpy as np
 from scipy import signal as scipy_signal
 
+from asd_jax.audio import SAMPLE_RATE
 from asd_jax.data import signals
-from asd_jax.data.signals import SAMPLE_RATE
 
 
 def _tone_stack(rng, t, f0, count, tilt):

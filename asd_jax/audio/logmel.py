@@ -1,0 +1,29 @@
+"""The official DCASE baselines' front end: librosa log-mel (128 bins, n_fft 1024, hop 512,
+power 2, 10·log10). The autoencoder baselines, the log-mel reference detector and the BEATs
+branch's log-mel bank (scoring/clip_banks.py) all read clips through it."""
+from __future__ import annotations
+
+import numpy as np
+
+from asd_jax.audio import SAMPLE_RATE
+
+N_MELS, N_FFT, HOP = 128, 1024, 512
+
+
+def log_mel(samples: np.ndarray) -> np.ndarray:
+  """[S] samples at 16 kHz -> [128, T] log-mel (dB)."""
+  import librosa
+  mel = librosa.feature.melspectrogram(y=samples, sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP,
+                                       n_mels=N_MELS, power=2.0)
+  return 10.0 * np.log10(np.maximum(mel, np.finfo(np.float64).eps))
+
+
+def clip_log_mel(path: str, channel: int = 0, mono: str = 'duplicate') -> np.ndarray:
+  """[128, T] log-mel of one channel of a clip file."""
+  from asd_jax.data.pipeline import read_wave
+  return log_mel(read_wave(path, mono)[channel])
+
+
+def frame_statistics(frames: np.ndarray) -> np.ndarray:
+  """[256]: per-bin mean and standard deviation over time of a [128, T] log-mel."""
+  return np.concatenate([frames.mean(axis=1), frames.std(axis=1)])

@@ -1,0 +1,108 @@
+"""Banks read from each whole clip beside a branch's embedding, one registry.
+
+A clip bank is a fixed feature of the clip's audio (no training changes it), read by the embed
+stage, kept in the normal reference banks like an embedding, scored by its own Ledoit-Wolf
+Mahalanobis distance (min over the section's banks), and its robust z added to its branch's
+(scoring/systems.py). `score.clip_banks` in the config names the ones a run uses.
+
+- fbank_level: the band level of the encoder's own input fbank over the whole clip (mean and
+  standard deviation over time of each FBANK_BAND_BINS-bin band), the near and far channels of
+  each band mixed by the model's gate of its patch row averaged over the clip's crops
+  ('row_gate'); the near channel alone in the left-duplicated mode.
+- logmel_level: the near channel's log-mel statistics over the whole clip (the baselines' front
+  end, audio.logmel: 64-ms frames, 128 bins, per-bin mean and std), the log-mel reference's own
+  features; the same in both channel modes.
+Why each is there, and what it adds on held-out data: docs/heldout.md.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from asd_jax.audio import fbank as fbank_lib
+from asd_jax.audio import logmel
+from asd_jax.model.asd_model import LEFT_DUPLICATED, TWO_CHANNEL
+from asd_jax.model.fusion import mean_and_std
+# Mel bins per band of the fbank level: four bands to a 16-bin patch row (2, 4 and 8 were within
+# 0.15 points of each other on seed 0 of held-out A-J; docs/heldout.md, "Fbank level").
+FBANK_BAND_BINS = 4
+
+# A reader is made once per model: reader(wave [2, S], row_gate [rows]) -> {mode: [F]}.
+Reader = Callable[[np.ndarray, np.ndarray], dict]
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipBank:
+  name: str
+  branch: str  # the branch whose Mahalanobis distance it joins
+  make_reader: Callable[..., Reader]  # (model) -> reader; model: the branch's ASDModel
+
+
+def clip_band_level(fbank_pair, gate_of_row, band_bins: int):
+  """fbank_pair [B, 2, T, M] of whole clips, gate_of_row [B, rows] -> [B, 2·M/band_bins]: mean
+  and standard deviation over time of each band of `band_bins` mel bins, the two channels of a
+  band mixed by the gate of the patch row it lies in. Frames past the last whole patch, which
+  the encoder drops, are dropped here too."""
+  batch, _, frames, bins = fbank_pair.shape
+  rows = gate_of_row.shape[1]
+  patch = bins // rows
+  if band_bins <= 0 or patch % band_bins:
+    raise ValueError(f'{band_bins}-bin bands do not tile the {patch}-bin patches of a '
+                     f'{bins}-bin fbank')
+  steps = frames // patch
+  bands = fbank_pair[:, :, :steps * patch].reshape(batch, 2, steps * patch, bins // band_bins,
+                                                   band_bins).mean(-1)
+  gate = jnp.repeat(gate_of_row, patch // band_bins, axis=1)[:, None]  # [B, 1, bands]
+  return mean_and_std(gate * bands[:, 0] + (1 - gate) * bands[:, 1])
+
+
+def fbank_level_reader(model) -> Reader:
+  """The fbank level in both channel modes; one compile per clip length."""
+
+  @jax.jit
+  def levels(wave, gate_of_row):  # [2, S], [rows] -> [2 modes, F]
+    pair = fbank_lib.encoder_fbank(wave, model.preset, model.num_mel_bins)[None]
+    gates = jnp.stack([gate_of_row, jnp.ones_like(gate_of_row)])
+    return clip_band_level(jnp.concatenate([pair, pair]), gates, FBANK_BAND_BINS)
+
+  def read(wave, gate_of_row):
+    if fbank_lib.num_frames(wave.shape[1]) < model.num_mel_bins // len(gate_of_row):
+      raise ValueError(f'{wave.shape[1]} samples are shorter than one fbank patch; the '
+                       'whole-clip fbank level needs more')
+    two_channel, left_duplicated = np.asarray(levels(wave, gate_of_row))
+    return {TWO_CHANNEL: two_channel, LEFT_DUPLICATED: left_duplicated}
+
+  return read
+
+
+def logmel_level_reader(model) -> Reader:
+  """The near channel's log-mel statistics, the same in both channel modes."""
+  del model  # the baselines' front end, not the encoder's
+
+  def read(wave, gate_of_row):
+    del gate_of_row
+    level = logmel.frame_statistics(logmel.log_mel(wave[0])).astype(np.float32)
+    return {TWO_CHANNEL: level, LEFT_DUPLICATED: level}
+
+  return read
+
+
+REGISTRY = {bank.name: bank for bank in (
+    ClipBank('fbank_level', 'beats', fbank_level_reader),
+    ClipBank('logmel_level', 'beats', logmel_level_reader),
+)}
+
+
+def of_branch(names, branch: str) -> list[ClipBank]:
+  """The banks among `names` (config.score.clip_banks) that join `branch`."""
+  return [REGISTRY[name] for name in names if REGISTRY[name].branch == branch]
+
+
+def bank_name(branch: str, clip_bank: str | None = None) -> str:
+  """The name of a reference bank: the branch's own for its embedding, '<branch>_<clip bank>'
+  for a clip bank (the embedding cache files are named after it)."""
+  return branch if clip_bank is None else f'{branch}_{clip_bank}'
