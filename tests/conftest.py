@@ -23,9 +23,14 @@ FIXTURES = os.path.join(os.path.dirname(REPO), 'shared', 'fixtures')
 
 
 def fixture_path(name: str) -> str:
+  """A file of ../shared/fixtures. Absent, the comparison with the official code is skipped
+  on a developer's machine and fails under CI=true, where the fixtures must be there."""
   path = os.path.join(FIXTURES, name)
   if not os.path.exists(path):
-    pytest.skip(f'{path} is absent: the official-code fixtures live in ../shared/fixtures')
+    message = f'{path} is absent: the official-code fixtures live in ../shared/fixtures'
+    if os.environ.get('CI', '').lower() == 'true':
+      pytest.fail(f'{message} (CI=true: parity with the official code must be tested)')
+    pytest.skip(message)
   return path
 
 

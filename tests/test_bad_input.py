@@ -110,12 +110,26 @@ def test_inspect_names_every_bad_file(clean_root, tmp_path):
   assert f'{len(BAD)} bad files skipped' in lenient.stdout
 
 
-def test_truncation_check_reads_the_header_only(clean_root, tmp_path):
+def test_truncation_check_reads_the_header_only(clean_root, tmp_path, monkeypatch):
+  """A file one frame short of its header is named; the check reads the RIFF header and the
+  file size, not the samples: with the decoder gone it still answers, and samples replaced by
+  bytes no decoder would accept pass it."""
+  import soundfile
   path = str(tmp_path / 'x.wav')
   shutil.copy(_train_file(clean_root, 'fan', 0), path)
+  with open(path, 'r+b') as f:  # the samples (past the 44-byte header) overwritten
+    f.seek(44)
+    f.write(b'\xff' * (os.path.getsize(path) - 44))
+
+  def no_decoding(*args, **kwargs):
+    raise AssertionError('the truncation check decoded the samples')
+
+  monkeypatch.setattr(soundfile, 'read', no_decoding)
+  monkeypatch.setattr(soundfile, 'SoundFile', no_decoding)
   assert audio_check.wav_truncation(path) is None
   _cut(path, lambda n: n - 2)  # one stereo 16-bit frame short of the header's length
-  assert 'truncated' in audio_check.wav_truncation(path)
+  assert audio_check.wav_truncation(path) == (
+      f'{path}: truncated: the header declares 2.000 s of audio, the file holds 2.000 s')
 
 
 def original_names(root, machine):

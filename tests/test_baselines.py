@@ -3,6 +3,7 @@ reference detector."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from sklearn.covariance import LedoitWolf
 
 from asd_jax.baselines import autoencoder, logmel_reference
@@ -94,3 +95,31 @@ def test_logmel_reference_matches_brute_force(tmp_path):
       features, [c.domain for c in train],
       np.stack([logmel_reference.clip_features(c.path) for c in test]))
   np.testing.assert_allclose(scores, expected, rtol=2e-3)  # float32 distances
+
+
+def test_ae_scores_are_the_mse_and_the_selective_mahalanobis_of_the_official_recipe():
+  """TrainedAE.scores of a clip's vectors against NumPy: MSE the mean squared reconstruction
+  error over its vectors and dimensions; selective Mahalanobis, as the official code computes
+  it, the mean of the full n×n matrix E Σ_d⁺ Eᵀ of the clip's error vectors E, with Σ_d the
+  (n − 1)-normalised covariance of the training errors of domain d alone, minimum over the
+  domains. The two domains' errors differ in spread, so one covariance for both would not
+  match (float64 on the same errors: rtol 1e-6)."""
+  rng = np.random.default_rng(2)
+  dim = 24
+  source = (rng.normal(size=(300, dim)) * 2 + 5).astype(np.float32)
+  scale = np.linspace(0.2, 5.0, dim).astype(np.float32)  # target errors: another shape
+  target = (rng.normal(size=(60, dim)) * scale + 5).astype(np.float32)
+  vectors = np.concatenate([source, target])
+  domains = np.array(['source'] * 300 + ['target'] * 60)
+  trained = autoencoder.train_autoencoder(vectors, domains, epochs=2, batch_size=64,
+                                          learning_rate=1e-3, seed=0)
+  errors = trained.errors(vectors).astype(np.float64)
+  precisions = {d: np.linalg.pinv(np.cov(errors[domains == d], rowvar=False))
+                for d in ('source', 'target')}
+  assert not np.allclose(precisions['source'], precisions['target'], rtol=0.1)
+  for clip in (source[:7], target[:9], (rng.normal(size=(5, dim)) * 4 + 5).astype(np.float32)):
+    e = trained.errors(clip).astype(np.float64)
+    mse, selective = trained.scores(clip)
+    assert mse == pytest.approx(np.mean(e**2), rel=1e-6)
+    per_domain = [float(np.mean(e @ p @ e.T)) for p in precisions.values()]
+    assert selective == pytest.approx(min(per_domain), rel=1e-6)

@@ -205,3 +205,69 @@ def test_evaluate_command(tmp_path):
   bad = run(str(tmp_path / 'nothing'))
   assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1].endswith(
       'no such submission folder')
+
+
+def test_official_score_over_several_machines_and_sections_is_computed_by_hand(tmp_path):
+  """Two machine types × two sections, written as submission files and flat ground truth: each
+  section's AUC (source), AUC (target) and pAUC against sklearn on that section's clips alone,
+  the official score the harmonic mean (scipy) of all twelve, the report's per-metric "All
+  (hmean)" rows over the four sections, and the official evaluator's mean rows (arithmetic,
+  harmonic, source, target) per machine and over everything."""
+  rng = np.random.default_rng(3)
+  gt, sub = tmp_path / 'gt', str(tmp_path / 'sub')
+  gt.mkdir()
+  expected, per_machine = {}, {}
+  for machine in ('fan', 'valve'):
+    for section in ('00', '01'):
+      names, labels, domains = [], [], []
+      for domain in ('source', 'target'):
+        for label in (0, 1):
+          for i in range(10):
+            names.append(f'section_{section}_{domain}_test_{("normal", "anomaly")[label]}_'
+                         f'{len(names):04d}_noAttribute.wav')
+            labels.append(label)
+            domains.append(domain)
+      labels, domains = np.array(labels), np.array(domains)
+      scores = rng.normal(size=len(names)) + labels * rng.uniform(0.2, 1.5)
+      submission.write_section(sub, machine, section, names, scores, scores > 0.5)
+      stem = f'{machine}_section_{section}_test.csv'
+      (gt / f'ground_truth_{stem}').write_text(
+          ''.join(f'{n},{l}\n' for n, l in zip(names, labels)))
+      (gt / f'ground_truth_domain_{stem}').write_text(
+          ''.join(f'{n},{int(d == "target")}\n' for n, d in zip(names, domains)))
+      values = {}
+      for domain in ('source', 'target'):
+        keep = (domains == domain) | (labels == 1)
+        values[f'AUC ({domain})'] = roc_auc_score(labels[keep], scores[keep])
+      values['pAUC'] = roc_auc_score(labels, scores, max_fpr=0.1)
+      expected[machine, section] = values
+      per_machine.setdefault(machine, []).append(values)
+  results = evaluate.evaluate_submission(sub, ground_truth.read_ground_truth(str(gt)))
+  assert sorted((r.machine, r.section) for r in results) == sorted(expected)
+  for r in results:
+    for metric, value in expected[r.machine, r.section].items():
+      assert r.values[metric] == pytest.approx(value, abs=1e-12), (r.machine, r.section, metric)
+  every = [v for values in expected.values() for v in values.values()]
+  assert len(every) == 12
+  summary = metrics.summarise(results)
+  assert summary['official score'] == pytest.approx(scipy.stats.hmean(every), abs=1e-12)
+  for metric in ('AUC (source)', 'AUC (target)', 'pAUC'):
+    assert summary[metric] == pytest.approx(
+        scipy.stats.hmean([v[metric] for v in expected.values()]), abs=1e-12)
+
+  def mean_rows(sections):
+    auc = ([v['AUC (source)'] for v in sections] + [v['AUC (target)'] for v in sections])
+    pauc = [v['pAUC'] for v in sections] * 2
+    half = len(sections)
+    return [[np.mean(auc), np.mean(pauc)], [scipy.stats.hmean(auc), scipy.stats.hmean(pauc)],
+            [scipy.stats.hmean(auc[:half]), scipy.stats.hmean(pauc[:half])],
+            [scipy.stats.hmean(auc[half:]), scipy.stats.hmean(pauc[half:])]]
+
+  rows = report.official_rows(results)
+  means = [row for row in rows if row and str(row[0]).endswith(('mean', 'domains'))]
+  wanted = mean_rows(per_machine['fan']) + mean_rows(per_machine['valve']) + mean_rows(
+      list(expected.values()))
+  assert len(means) == len(wanted) == 12
+  for row, values in zip(means, wanted):
+    assert row[2:4] == pytest.approx(values, abs=1e-12), row[0]
+  assert rows[-1] == ['official score', '', pytest.approx(scipy.stats.hmean(every), abs=1e-12)]

@@ -87,3 +87,18 @@ def test_bad_lora_config_is_refused():
     LoRAConfig(rank=-1)
   with pytest.raises(ValueError, match='unknown LoRA targets'):
     LoRAConfig(rank=8, targets=('q', 'qkv'))
+
+
+def test_an_adapted_layer_adds_alpha_over_r_times_x_a_b():
+  """One LoRADense against NumPy: y = x·W + b + (alpha/r)·x·A·B with alpha/r = 16/8 = 2 written
+  out, not read from the config (merged and unmerged share the scale, so their equality alone
+  would not see a wrong one; float32: 1e-5)."""
+  layer = lora_lib.LoRADense(6, LoRAConfig(rank=8, alpha=16.0, dropout=0.1, targets=('q',)))
+  x = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
+  params = layer.init(jax.random.PRNGKey(0), x)['params']
+  params = dict(params, **{lora_lib.LORA_B: 0.1 * jax.random.normal(jax.random.PRNGKey(1),
+                                                                    (8, 6))})
+  p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+  expected = x @ p['kernel'] + p['bias'] + 2.0 * x @ p[lora_lib.LORA_A] @ p[lora_lib.LORA_B]
+  np.testing.assert_allclose(np.asarray(layer.apply({'params': params}, x)), expected,
+                             rtol=1e-5, atol=1e-5)

@@ -1,8 +1,11 @@
 """Multi-host for real: two `asd-jax run` processes (localhost coordinator, gloo CPU collectives,
 2 host devices each) against one process with 4 devices. Both are killed after their first
-collective Orbax checkpoint and restarted; they resume, train to the same parameters as the
-single process and write the same submission, process 0 alone writing the shared outputs."""
+collective Orbax checkpoint and restarted; they resume, train to the same parameters with the
+same gradient norms as the single process (a sum over processes instead of a mean would double
+them) and write the same submission; process 1 runs no scoring stage, so process 0 alone writes
+the shared outputs."""
 import csv
+import json
 import os
 import signal
 import socket
@@ -127,7 +130,14 @@ def test_two_processes_train_like_one_and_resume_after_a_kill(tmp_path):
   assert one.keys() == two.keys()
   np.testing.assert_allclose([two[k] for k in one], [one[k] for k in one], rtol=SCORE_RTOL,
                              atol=SCORE_ATOL)
-  with open(os.path.join(pair, 'train/beats/metrics.jsonl')) as f:
-    assert [int(line.split('"step": ')[1].split(',')[0]) for line in f] == [4, 8]
+  logs = {}
+  for name, workdir in (('single', single), ('pair', pair)):
+    with open(os.path.join(workdir, 'train/beats/metrics.jsonl')) as f:
+      logs[name] = [json.loads(line) for line in f]
+  assert [r['step'] for r in logs['pair']] == [r['step'] for r in logs['single']] == [4, 8]
+  np.testing.assert_allclose([r['grad_norm'] for r in logs['pair']],
+                             [r['grad_norm'] for r in logs['single']], rtol=1e-3)
+  for stage in ('== baselines', '== reference', '== score', '== evaluate'):
+    assert stage in outputs[0][0] and stage not in outputs[1][0], stage
   assert sorted(os.listdir(os.path.join(pair, 'evaluation'))) == ['reference_logmel_result.csv',
                                                                  'task2_4_result.csv']

@@ -135,13 +135,23 @@ def test_robust_z_uses_median_and_mad():
   z = calibration.RobustZ.fit(reference)
   assert z.median == 3.0 and z.scale == pytest.approx(1.4826 * 1.0)
   np.testing.assert_allclose(z([3.0, 4.4826]), [0.0, 1.0])
-  constant = calibration.RobustZ.fit(np.array([2.0, 2.0, 2.0, 5.0]))
-  assert np.isfinite(constant([7.0])).all() and constant.scale > 0
+  constant = calibration.RobustZ.fit(np.array([2.0, 2.0, 2.0, 5.0]))  # MAD 0: the std instead
+  assert constant.median == 2.0 and constant.scale == pytest.approx(np.std([2.0, 2.0, 2.0, 5.0]))
+  np.testing.assert_allclose(constant([7.0]), [5.0 / np.std([2.0, 2.0, 2.0, 5.0])])
+  flat = calibration.RobustZ.fit(np.array([4.0, 4.0, 4.0]))  # no spread at all: scale 1
+  assert (flat.median, flat.scale) == (4.0, 1.0)
 
 
 def test_gamma_threshold_is_the_fitted_quantile():
   reference = scipy.stats.gamma.rvs(2.0, scale=1.5, size=4000, random_state=0)
   threshold = calibration.gamma_threshold(reference, 0.9)
   assert threshold == pytest.approx(scipy.stats.gamma.ppf(0.9, 2.0, scale=1.5), rel=0.05)
-  shifted = calibration.gamma_threshold(reference - 10.0, 0.9)  # negative scores work too
-  assert shifted == pytest.approx(threshold - 10.0, abs=0.5)
+  # Negative scores work too: the fit is on the scores shifted to start just above zero (the
+  # minimum less 1e-3 of the range), the threshold shifted back, so a shift of the scores
+  # moves it by exactly as much (float64: 1e-9).
+  shifted = calibration.gamma_threshold(reference - 10.0, 0.9)
+  assert shifted == pytest.approx(threshold - 10.0, abs=1e-9)
+  shift = reference.min() - 1e-3 * (reference.max() - reference.min())
+  shape, _, scale = scipy.stats.gamma.fit(reference - shift, floc=0.0)
+  assert threshold == pytest.approx(scipy.stats.gamma.ppf(0.9, shape, scale=scale) + shift,
+                                    rel=1e-12)
