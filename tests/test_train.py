@@ -19,6 +19,15 @@ from asd_jax.train import step as step_lib
 from tests.conftest import REPO, tiny_config
 
 
+def _fresh_step(devices, config, model, params, tx, schedule):
+  """(mesh over `devices`, the initial state replicated on it, the compiled train step)."""
+  mesh = step_lib.data_mesh(devices)
+  state = step_lib.replicate(mesh, step_lib.create_train_state(params, tx, build.is_trainable,
+                                                               config.seed))
+  return mesh, state, step_lib.compile_train_step(mesh, model=model, tx=tx, schedule=schedule,
+                                                  arcface=config.arcface)
+
+
 @pytest.mark.parametrize('branch', ['beats', 'audiomae'])
 def test_steps_on_eight_devices_equal_one_device(branch):
   assert jax.device_count() == 8
@@ -32,11 +41,7 @@ def test_steps_on_eight_devices_equal_one_device(branch):
            'domain_id': np.array([0, 1, 0, 0, 1, 0, 0, 0])}
   results = []
   for devices in (jax.devices(), jax.devices()[:1]):
-    mesh = step_lib.data_mesh(devices)
-    state = step_lib.replicate(mesh, step_lib.create_train_state(params, tx, build.is_trainable,
-                                                                 config.seed))
-    step = step_lib.compile_train_step(mesh, model=model, tx=tx, schedule=schedule,
-                                       arcface=config.arcface)
+    mesh, state, step = _fresh_step(devices, config, model, params, tx, schedule)
     state, _ = step(state, step_lib.shard_batch(mesh, batch))  # lr is 0 at step 0 (warm-up)
     results.append(jax.device_get(step(state, step_lib.shard_batch(mesh, batch))))
   (state8, metrics8), (state1, metrics1) = results
@@ -211,10 +216,6 @@ def test_the_step_gradient_is_the_mean_of_the_per_clip_gradients_on_any_device_c
   mean = jax.tree.map(lambda *g: np.mean(np.stack(g), axis=0), *grads)
   expected = float(np.sqrt(sum(np.sum(np.square(g)) for g in jax.tree.leaves(mean))))
   for devices in (jax.devices(), jax.devices()[:1]):
-    mesh = step_lib.data_mesh(devices)
-    state = step_lib.replicate(mesh, step_lib.create_train_state(params, tx, build.is_trainable,
-                                                                 config.seed))
-    step = step_lib.compile_train_step(mesh, model=model, tx=tx, schedule=schedule,
-                                       arcface=config.arcface)
+    mesh, state, step = _fresh_step(devices, config, model, params, tx, schedule)
     _, metrics = step(state, step_lib.shard_batch(mesh, batch))
     assert float(metrics['grad_norm']) == pytest.approx(expected, rel=1e-4), len(devices)
