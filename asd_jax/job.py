@@ -1,4 +1,5 @@
-"""`asd-jax run`: the whole job, stage by stage, each skipped when its outputs are complete.
+"""`asd-jax run`: the whole job, stage by stage, each skipped while nothing it was made from
+changed (provenance.py), and otherwise redone with everything downstream of it.
 
 synth (without --data_dir) -> pre-train tiny encoders (only branches configured without a
 checkpoint) -> train each branch -> embed (two-channel, left-duplicated) ->
@@ -13,25 +14,30 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import hashlib
+import io
 import json
 import logging
 import os
+import shutil
 import time
 
 import jax
 import numpy as np
 
+from asd_jax import provenance
+from asd_jax import workdir as workdir_lib
 from asd_jax.data import audio_check, layout, synthetic
 from asd_jax.data.ground_truth import SectionTruth
 from asd_jax.evaluation import evaluate as evaluate_lib
 from asd_jax.evaluation import plots, report, submission
 from asd_jax.inference import embed
-from asd_jax.io import atomic_write_text
+from asd_jax.io import WorkdirError, atomic_write_bytes, atomic_write_text
 from asd_jax.model.asd_model import CHANNEL_MODES
 from asd_jax.scoring import clip_banks
 from asd_jax.scoring import systems as systems_lib
 from asd_jax.scoring.calibration import gamma_threshold
-from asd_jax.train import loop
+from asd_jax.train import loop, pretrain
 
 MAIN_SYSTEM = 'task2_1'
 BASELINES = ('baseline_mse', 'baseline_mahalanobis')
@@ -39,6 +45,9 @@ REFERENCE = 'reference_logmel'
 
 
 class Job:
+  """The stages of one workdir. Each stage asks the ledger (provenance.py) whether what it was
+  made from changed, says so in one line, and is skipped, continued or redone."""
+
   def __init__(self, config, workdir: str, progress: bool = True, strict: bool = True):
     self.config = config
     self.strict = strict  # bad input files stop the job; False leaves them out
@@ -46,6 +55,11 @@ class Job:
     self.progress = progress
     self.timings: dict[str, float] = {}
     self._reference_features: dict[str, np.ndarray] = {}  # clip path -> log-mel statistics
+    self.ledger = provenance.Ledger(self.workdir, config, writer=jax.process_index() == 0)
+    self.synthetic = False  # the built-in dataset, made in W/data
+    if jax.process_count() > 1:  # every process takes the same decisions on the same records
+      from jax.experimental import multihost_utils
+      self.ledger.sync = multihost_utils.sync_global_devices
 
   @contextlib.contextmanager
   def stage(self, name: str):
@@ -54,18 +68,74 @@ class Job:
     yield
     self.timings[name] = round(time.perf_counter() - start, 1)
 
-  def _marker(self, name: str) -> str:
-    return os.path.join(self.workdir, 'stages', f'{name}.done')
-
-  def done(self, name: str, identity: str) -> bool:
-    path = self._marker(name)
-    return os.path.exists(path) and open(path).read() == identity
-
-  def mark(self, name: str, identity: str) -> None:
-    atomic_write_text(self._marker(name), identity)
-
   def submission_dir(self, system: str) -> str:
     return os.path.join(self.workdir, 'submission', system)
+
+  # --- what each stage consumes -------------------------------------------------------------
+
+  def plan(self, manifest) -> dict[str, list[str]]:
+    """Every stage of `run` in order -> the stages whose outputs it consumes."""
+    c = self.config
+    stages = {'synth': []} if self.synthetic else {}
+    stages['check audio'] = []
+    pretrained = [b for b in c.branches if pretrain.uses_pretraining(c, b)]
+    stages.update({f'pretrain {b}': [] for b in pretrained})
+    stages.update({f'train {b}': [f'pretrain {b}'] if b in pretrained else []
+                   for b in c.branches})
+    stages.update({f'embed {b}': [f'train {b}'] for b in c.branches})
+    if c.baseline.epochs:
+      stages['baselines'] = []
+    stages['reference'] = []
+    stages['score'] = [f'embed {b}' for b in c.branches]
+    if ground_truth(manifest):
+      stages['evaluate'] = [s for s in ('baselines', 'reference', 'score') if s in stages]
+    return stages
+
+  def inputs(self, name: str, manifest) -> dict[str, str]:
+    """What a stage is made from besides the config it reads and the weights it loads: its
+    clips and the identities of the stages it consumes."""
+    if name == 'synth':
+      return {}
+    training = name.split()[0] in ('pretrain', 'train')
+    clips = loop.train_clips(manifest) if training else manifest.clips
+    inputs = {'clips': provenance.clips_identity(clips)}
+    if name == 'evaluate':
+      inputs['labels'] = labels_identity(manifest)
+    inputs.update({u: self.ledger.identity(u) for u in self.plan(manifest).get(name, [])})
+    return inputs
+
+  def verdict(self, name: str, manifest, **kwargs) -> provenance.Verdict:
+    verdict = self.ledger.verdict(name, self.inputs(name, manifest), **kwargs)
+    print(verdict.line(), flush=True)
+    return verdict
+
+  def recording(self, name: str, manifest, verdict=None, outputs=()):
+    """Records the stage; a stage that starts again first removes what its last run wrote."""
+    if verdict is not None and verdict.record and not verdict.continues:
+      if jax.process_index() == 0:
+        for path in verdict.record['outputs']:
+          remove(os.path.join(self.workdir, path))
+      if self.ledger.sync:
+        self.ledger.sync(f'cleared {name}')
+    return self.ledger.recording(name, self.inputs(name, manifest), outputs, continues=verdict)
+
+  def status(self, manifest) -> list[tuple[str, str]]:
+    """[(stage, 'done' | 'missing' | 'stale: why')] without running anything."""
+    lines, redone = [], set()
+    for name, consumed in self.plan(manifest).items():
+      verdict = self.ledger.verdict(name, self.inputs(name, manifest))
+      waits = [u for u in consumed if u in redone]
+      if verdict.done and waits:
+        lines.append((name, f'stale: {", ".join(waits)} will be redone'))
+      elif verdict.done:
+        lines.append((name, 'done'))
+      elif verdict.state == 'missing':
+        lines.append((name, 'missing'))
+      else:
+        lines.append((name, f'stale: {verdict.line().split(": ", 1)[1]}'))
+      if not verdict.done or waits:
+        redone.add(name)
+    return lines
 
   # --- stages -------------------------------------------------------------------------------
 
@@ -75,15 +145,17 @@ class Job:
                                 'once with `asd-jax synth --output_dir=D`)')
     if data_dir is None:
       data_dir = os.path.join(self.workdir, 'data')
+      self.synthetic = True
       with self.stage('synth'):
-        if os.path.isdir(data_dir):
-          print(f'using the synthetic dataset already in {data_dir}')
-        else:
-          from tqdm import tqdm
-          count = synthetic.generate(data_dir, synthetic.SynthConfig(seed=self.config.seed),
-                                     progress=lambda clips, total: tqdm(
-                                         clips, total=total, desc='synth', unit='clip',
-                                         disable=not self.progress))
+        verdict = self.verdict('synth', None)
+        if not verdict.done:
+          with self.recording('synth', None, verdict, [data_dir]) as run:
+            remove(data_dir)
+            from tqdm import tqdm
+            count = synthetic.generate(data_dir, synthetic.SynthConfig(seed=run.config.seed),
+                                       progress=lambda clips, total: tqdm(
+                                           clips, total=total, desc='synth', unit='clip',
+                                           disable=not self.progress))
           print(f'wrote {count} clips to {data_dir}')
     with self.stage('check audio'):
       manifest = layout.checked_dataset(data_dir, self.strict, self.progress,
@@ -94,58 +166,80 @@ class Job:
 
   def bad_audio(self, manifest: layout.Manifest) -> dict[str, str]:
     """{path: problem} of the clips whose samples are bad (NaN/Inf, all zero); every clip is
-    decoded once, and the verdicts kept in W/stages/ for unchanged files."""
-    record = self._marker('check_audio')
-    identity = embed.inputs_identity(manifest.clips, ['check_audio'])
-    if os.path.exists(record):
-      with open(record) as f:
-        saved = json.load(f)
-      if saved['identity'] == identity:
-        return saved['bad']
-    bad = audio_check.content_problems([c.path for c in manifest.clips], self.progress)
-    if jax.process_index() == 0:
-      atomic_write_text(record, json.dumps({'identity': identity, 'bad': bad}))
-    return bad
+    decoded once, and the verdicts kept for unchanged files."""
+    verdict = self.verdict('check audio', manifest)
+    if verdict.done:
+      return verdict.record['result']
+    with self.recording('check audio', manifest, verdict) as run:
+      run.result = audio_check.content_problems([c.path for c in manifest.clips], self.progress)
+    return run.result
 
   def pretrain(self, manifest) -> None:
     """Self-supervised pre-training of the branches without a converted checkpoint."""
     with self.stage('pretrain'):
       for branch in self.config.branches:
-        if not loop.pretrain_branch(self.config, branch, manifest, self.workdir, self.progress):
+        if not pretrain.uses_pretraining(self.config, branch):
           print(f'{branch}: encoder from {self.config[branch].checkpoint or "random init"}')
+          continue
+        name = f'pretrain {branch}'
+        verdict = self.verdict(name, manifest)
+        if verdict.done:
+          continue
+        if jax.process_count() > 1:
+          raise WorkdirError(f'{branch}: the tiny encoder is pre-trained in one process; run '
+                             '`asd-jax run` (or train) once without --config.train.distributed '
+                             'on this workdir first, or give the branch a converted checkpoint')
+        with self.recording(name, manifest, verdict,
+                            [pretrain.pretrained_dir(self.workdir, branch)]) as run:
+          loop.pretrain_branch(run.config, branch, manifest, self.workdir, self.progress)
 
   def train(self, manifest) -> None:
+    """Each branch trained, continued (an interrupted run, or only train.steps raised) or
+    skipped; a branch trained under another config is moved to W/superseded/ and starts anew."""
     with self.stage('train'):
       for branch in self.config.branches:
-        summary = loop.train_branch(self.config, branch, manifest, self.workdir, self.progress)
+        name = f'train {branch}'
+        verdict = self.verdict(name, manifest, extendable=('train.steps',))
+        if verdict.done:
+          continue
+        out_dir = loop.branch_dir(self.workdir, branch)
+        if not verdict.continues and jax.process_index() == 0:
+          moved = workdir_lib.set_aside(self.workdir, out_dir, name)
+          if moved:
+            print(f'{name}: the earlier checkpoints moved to {moved}')
+        with self.recording(name, manifest, verdict, [out_dir]) as run:
+          summary = loop.train_branch(run.config, branch, manifest, self.workdir, self.progress,
+                                      on_checkpoint=run.save_partial)
         print(f'{branch}: {loop.describe(summary)}')
 
   def embed(self, manifest) -> dict:
     """{(bank, mode): [n_clips, E]} for every trained branch and both channel modes; a bank is
     a branch's embedding or one of its clip banks (clip_banks.bank_name)."""
     out = {}
-    audio = loop.audio_config(self.config)
     with self.stage('embed'):
       for branch in self.config.branches:
-        trained = loop.load_trained(self.config, branch, manifest, self.workdir)
-        step = int(trained.state.step)
+        name = f'embed {branch}'
         branch_banks = clip_banks.of_branch(self.config.score.clip_banks, branch)
-        keys = [(output, mode) for output in ['embedding', *(b.name for b in branch_banks)]
-                for mode in CHANNEL_MODES]
-        banks = {(output, mode): (clip_banks.bank_name(
-            branch, None if output == 'embedding' else output), mode) for output, mode in keys}
-        paths = {k: os.path.join(self.workdir, 'embeddings', '{}_{}.npz'.format(*banks[k]))
-                 for k in keys}
-        identities = {k: embed.embedding_identity(manifest.clips, step, audio, k[1])
-                      for k in keys}
-        cached = {k: embed.load_cached(paths[k], identities[k]) for k in keys}
-        if any(v is None for v in cached.values()):
-          cached = embed.extract(trained.model, trained.params, manifest.clips, audio,
-                                 self.config.embed.batch_size, branch_banks,
-                                 self.config.data.num_workers, self.progress)
-          for k in keys:
-            embed.write_cached(paths[k], identities[k], cached[k])
-        out.update({banks[k]: cached[k] for k in keys})
+        banks = [(clip_banks.bank_name(branch, bank), mode)
+                 for bank in [None, *(b.name for b in branch_banks)] for mode in CHANNEL_MODES]
+        paths = {bank: os.path.join(self.workdir, 'embeddings', '{}_{}.npy'.format(*bank))
+                 for bank in banks}
+        verdict = self.verdict(name, manifest)
+        if verdict.done:
+          out.update({bank: np.load(path) for bank, path in paths.items()})
+          continue
+        with self.recording(name, manifest, verdict, list(paths.values())) as run:
+          c = run.config
+          trained = loop.load_trained(c, branch, manifest, self.workdir)
+          values = embed.extract(trained.model, trained.params, manifest.clips,
+                                 loop.audio_config(c), c.embed.batch_size,
+                                 clip_banks.of_branch(c.score.clip_banks, branch),
+                                 c.data.num_workers, self.progress)
+          for (output, mode), array in values.items():
+            bank = (clip_banks.bank_name(branch, None if output == 'embedding' else output), mode)
+            if jax.process_index() == 0:
+              atomic_write_bytes(paths[bank], npy_bytes(array))
+            out[bank] = array
     return out
 
   def write_system(self, name: str, manifest, per_machine: dict) -> None:
@@ -159,97 +253,111 @@ class Job:
                                  scores[rows] > threshold)
 
   def score(self, manifest, embeddings) -> list[str]:
-    written = []
     with self.stage('score'):
-      scorer = systems_lib.SystemScorer(manifest.clips, embeddings, self.config.score)
-      for system in systems_lib.presets(self.config.score):
-        if not scorer.available(system):
-          print(f'{system.name}: skipped (needs branches {system.branches})')
-          continue
-        per_machine = {}
-        for machine in manifest.machines:
-          scores = scorer.score(system, machine)
-          per_machine[machine] = (scores.test, scores.threshold)
-        self.write_system(system.name, manifest, per_machine)
-        written.append(system.name)
-    return written
+      verdict = self.verdict('score', manifest)
+      if verdict.done:
+        return verdict.record['result']
+      with self.recording('score', manifest, verdict) as run:
+        scorer = systems_lib.SystemScorer(manifest.clips, embeddings, run.config.score)
+        run.result = []
+        for system in systems_lib.presets(run.config.score):
+          if not scorer.available(system):
+            print(f'{system.name}: skipped (needs branches {system.branches})')
+            continue
+          per_machine = {}
+          for machine in manifest.machines:
+            scores = scorer.score(system, machine)
+            per_machine[machine] = (scores.test, scores.threshold)
+          self.write_system(system.name, manifest, per_machine)
+          run.result.append(system.name)
+        run.outputs = [self.submission_dir(s) for s in run.result]
+    return run.result
 
-  def baseline_log_mels(self, clips) -> list[np.ndarray]:
+  def baseline_log_mels(self, config, clips) -> list[np.ndarray]:
     """The baselines' log-mel of each clip's baseline channel. Their per-bin statistics, the
     log-mel reference's features, are kept (256 numbers a clip), so the reference stage needs
     no second pass over the audio."""
     from asd_jax.audio import logmel
-    c = self.config.baseline
-    frames = [logmel.clip_log_mel(clip.path, c.channel, self.config.data.mono) for clip in clips]
+    frames = [logmel.clip_log_mel(clip.path, config.baseline.channel, config.data.mono)
+              for clip in clips]
     for clip, f in zip(clips, frames):
       self._reference_features[clip.path] = logmel.frame_statistics(f)
     return frames
 
-  def reference_features(self, clips) -> np.ndarray:
+  def reference_features(self, config, clips) -> np.ndarray:
     """[n, 256] log-mel reference features of the clips: kept from the baselines, else read."""
     from asd_jax.baselines import logmel_reference
-    c = self.config.baseline
+    channel, mono = config.baseline.channel, config.data.mono
     return np.stack([self._reference_features[clip.path] if clip.path in self._reference_features
-                     else logmel_reference.clip_features(clip.path, c.channel,
-                                                         self.config.data.mono)
+                     else logmel_reference.clip_features(clip.path, channel, mono)
                      for clip in clips])
 
-  def baseline_machine(self, manifest, machine: str) -> tuple[dict, dict]:
+  def baseline_machine(self, config, manifest, machine: str) -> tuple[dict, dict]:
     """One machine type's AE: trained on its normal clips, then ({machine: (test MSE scores,
     threshold)}, the same for selective Mahalanobis)."""
     from asd_jax.baselines import autoencoder
-    c = self.config.baseline
+    c = config.baseline
     train = manifest.select(machine=machine, split='train')
     test = manifest.select(machine=machine, split='test')
     vectors = [autoencoder.stacked_vectors(f, x.path)
-               for x, f in zip(train, self.baseline_log_mels(train))]
+               for x, f in zip(train, self.baseline_log_mels(config, train))]
     domains = np.concatenate([[x.domain] * len(v) for x, v in zip(train, vectors)])
     ae = autoencoder.train_autoencoder(np.concatenate(vectors), domains, c.epochs,
-                                       c.batch_size, c.learning_rate, self.config.seed)
+                                       c.batch_size, c.learning_rate, config.seed)
     ref = np.array([ae.scores(v) for v in vectors])
     got = np.array([ae.scores(autoencoder.stacked_vectors(f, x.path))
-                    for x, f in zip(test, self.baseline_log_mels(test))])
+                    for x, f in zip(test, self.baseline_log_mels(config, test))])
     mse, maha = ({machine: (got[:, column], gamma_threshold(
-        ref[:, column], self.config.score.decision_quantile))} for column in (0, 1))
+        ref[:, column], config.score.decision_quantile))} for column in (0, 1))
     return mse, maha
 
-  def baselines(self, manifest, identity: str) -> list[str]:
+  def baselines(self, manifest) -> list[str]:
+    outputs = [self.submission_dir(s) for s in BASELINES]
     with self.stage('baselines'):
       if self.config.baseline.epochs == 0:
         print('baselines: skipped (config.baseline.epochs=0)')
+        for path in outputs + [self.ledger.path('baselines')]:
+          remove(path)
         return []
-      if self.done('baselines', identity):
-        print('baselines: already scored')
+      verdict = self.verdict('baselines', manifest)
+      if verdict.done:
         return list(BASELINES)
       from tqdm import tqdm
       mse, maha = {}, {}
-      # One AE per machine type, several at once: this network's small matmuls keep about one
-      # core busy each, so threads (JAX releases the GIL) train them side by side.
-      threads = self.config.baseline.concurrent_machines or os.cpu_count() or 1
-      with concurrent.futures.ThreadPoolExecutor(min(threads, len(manifest.machines))) as pool:
-        futures = [pool.submit(self.baseline_machine, manifest, m) for m in manifest.machines]
-        for future in tqdm(concurrent.futures.as_completed(futures), total=len(futures),
-                           desc='baseline AE', unit='machine', disable=not self.progress):
-          machine_mse, machine_maha = future.result()
-          mse.update(machine_mse)
-          maha.update(machine_maha)
-      self.write_system('baseline_mse', manifest, mse)
-      self.write_system('baseline_mahalanobis', manifest, maha)
-      self.mark('baselines', identity)
+      with self.recording('baselines', manifest, verdict, outputs) as run:
+        # One AE per machine type, several at once: this network's small matmuls keep about
+        # one core busy each, so threads (JAX releases the GIL) train them side by side.
+        threads = run.config.baseline.concurrent_machines or os.cpu_count() or 1
+        with concurrent.futures.ThreadPoolExecutor(min(threads, len(manifest.machines))) as pool:
+          futures = [pool.submit(self.baseline_machine, run.config, manifest, m)
+                     for m in manifest.machines]
+          for future in tqdm(concurrent.futures.as_completed(futures), total=len(futures),
+                             desc='baseline AE', unit='machine', disable=not self.progress):
+            machine_mse, machine_maha = future.result()
+            mse.update(machine_mse)
+            maha.update(machine_maha)
+        self.write_system('baseline_mse', manifest, mse)
+        self.write_system('baseline_mahalanobis', manifest, maha)
     return list(BASELINES)
 
   def reference(self, manifest) -> list[str]:
     """The log-mel Mahalanobis reference detector (no training; seconds), on the near field."""
     from asd_jax.baselines import logmel_reference
     with self.stage('reference'):
-      per_machine = {}
-      for machine in manifest.machines:
-        ref, test = logmel_reference.reference_scores(
-            manifest.select(machine=machine, split='train'),
-            manifest.select(machine=machine, split='test'),
-            folds=self.config.score.mahalanobis_folds, features=self.reference_features)
-        per_machine[machine] = (test, gamma_threshold(ref, self.config.score.decision_quantile))
-      self.write_system(REFERENCE, manifest, per_machine)
+      verdict = self.verdict('reference', manifest)
+      if verdict.done:
+        return [REFERENCE]
+      with self.recording('reference', manifest, verdict, [self.submission_dir(REFERENCE)]) as run:
+        c = run.config
+        per_machine = {}
+        for machine in manifest.machines:
+          ref, test = logmel_reference.reference_scores(
+              manifest.select(machine=machine, split='train'),
+              manifest.select(machine=machine, split='test'),
+              folds=c.score.mahalanobis_folds,
+              features=lambda clips: self.reference_features(c, clips))
+          per_machine[machine] = (test, gamma_threshold(ref, c.score.decision_quantile))
+        self.write_system(REFERENCE, manifest, per_machine)
     return [REFERENCE]
 
   def evaluate(self, manifest, systems: list[str]) -> str | None:
@@ -258,25 +366,51 @@ class Job:
       print('no labelled test clips: submission written, nothing to evaluate')
       return None
     with self.stage('evaluate'):
-      results = {s: evaluate_lib.evaluate_submission(self.submission_dir(s), truth)
-                 for s in systems}
-      report.write_results(results, os.path.join(self.workdir, 'results.md'),
-                           os.path.join(self.workdir, 'results.csv'),
-                           preamble='# Results (%)\n\n')
-      for system, result in results.items():
-        report.write_official_csv(
-            os.path.join(self.workdir, 'evaluation', f'{system}_result.csv'), result)
-      if MAIN_SYSTEM in systems:
-        scores = submission.read_scores(self.submission_dir(MAIN_SYSTEM))
-        for (machine, section), section_truth in sorted(truth.items()):
-          clips = section_truth.clips
-          names = sorted(clips)
-          plots.plot_machine(os.path.join(self.workdir, 'plots', f'{machine}_{section}'),
-                             f'{machine} section {section} ({MAIN_SYSTEM})',
-                             [clips[n][0] for n in names],
-                             [scores[machine, section][n] for n in names],
-                             [clips[n][1] for n in names])
-      return report.text_table(results)
+      verdict = self.verdict('evaluate', manifest)
+      if verdict.done:
+        return verdict.record['result']
+      outputs = [os.path.join(self.workdir, p) for p in ('results.md', 'results.csv',
+                                                         'evaluation', 'plots')]
+      with self.recording('evaluate', manifest, verdict, outputs) as run:
+        results = {s: evaluate_lib.evaluate_submission(self.submission_dir(s), truth)
+                   for s in systems}
+        report.write_results(results, outputs[0], outputs[1], preamble='# Results (%)\n\n')
+        for system, result in results.items():
+          report.write_official_csv(os.path.join(outputs[2], f'{system}_result.csv'), result)
+        if MAIN_SYSTEM in systems:
+          scores = submission.read_scores(self.submission_dir(MAIN_SYSTEM))
+          for (machine, section), section_truth in sorted(truth.items()):
+            clips = section_truth.clips
+            names = sorted(clips)
+            plots.plot_machine(os.path.join(outputs[3], f'{machine}_{section}'),
+                               f'{machine} section {section} ({MAIN_SYSTEM})',
+                               [clips[n][0] for n in names],
+                               [scores[machine, section][n] for n in names],
+                               [clips[n][1] for n in names])
+        run.result = report.text_table(results)
+      return run.result
+
+
+def remove(path: str) -> None:
+  """Deletes a file or folder if it is there."""
+  if os.path.isdir(path):
+    shutil.rmtree(path)
+  elif os.path.exists(path):
+    os.remove(path)
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+  buffer = io.BytesIO()
+  np.save(buffer, array)
+  return buffer.getvalue()
+
+
+def labels_identity(manifest) -> str:
+  """Digest of the test clips' known labels and domains (names or ground-truth files)."""
+  rows = sorted(f'{c.path}|{c.label}|{c.domain}' for c in manifest.clips if c.split == 'test')
+  digest = hashlib.sha1('\n'.join(rows).encode()).hexdigest()
+  return f'{len(rows)} test clips #{digest[:16]}'
+
 
 
 def ground_truth(manifest) -> dict:
@@ -297,9 +431,37 @@ def ground_truth(manifest) -> dict:
   return {k: SectionTruth(*k, folder[k], v) for k, v in clips.items() if complete[k]}
 
 
+@contextlib.contextmanager
+def held(config, workdir: str, progress: bool = True, strict: bool = True):
+  """A Job on a workdir made writable and held by this run (process 0 holds it for all the
+  processes of a multi-host run), with W/config.json the config it runs."""
+  path = workdir_lib.prepare(workdir)
+  holding = workdir_lib.claimed(path) if jax.process_index() == 0 else contextlib.nullcontext()
+  with holding:
+    if jax.process_index() == 0:
+      workdir_lib.write_config(path, config)
+    yield Job(config, path, progress, strict)
+
+
 def run_job(config, data_dir: str | None, workdir: str, progress: bool = True,
             strict: bool = True) -> Job:
-  job = Job(config, workdir, progress, strict)
+  with held(config, workdir, progress, strict) as job:
+    return _run(job, data_dir)
+
+
+def train_only(config, data_dir: str, workdir: str, progress: bool = True,
+               strict: bool = True) -> Job:
+  """`asd-jax train`: the run's stages up to training, with the same records."""
+  with held(config, workdir, progress, strict) as job:
+    manifest = job.dataset(data_dir)
+    job.pretrain(manifest)
+    job.train(manifest)
+    for branch in config.branches:
+      print(f'{branch}: {loop.branch_dir(job.workdir, branch)}')
+    return job
+
+
+def _run(job: Job, data_dir: str | None) -> Job:
   start = time.perf_counter()
   manifest = job.dataset(data_dir)
   job.pretrain(manifest)
@@ -309,10 +471,8 @@ def run_job(config, data_dir: str | None, workdir: str, progress: bool = True,
     print(f'process {jax.process_index()}: trained and embedded; process 0 scores and writes '
           'the outputs')
     return job
-  recipe = {k: v for k, v in config.baseline.items() if k != 'concurrent_machines'}  # not scores
-  baseline_inputs = embed.inputs_identity(
-      manifest.clips, ['baseline', config.seed, config.data.mono, recipe])
-  systems = job.baselines(manifest, baseline_inputs)
+  job.ledger.sync = None  # from here on process 0 works alone
+  systems = job.baselines(manifest)
   systems += job.reference(manifest)
   systems += job.score(manifest, embeddings)
   table = job.evaluate(manifest, systems)

@@ -328,15 +328,3 @@ def test_synth_and_inspect_commands(tmp_path):
   assert 'valve' in shown.stdout and '8 clips' in shown.stdout
   missing = run('inspect', f'--data_dir={tmp_path}/none')
   assert missing.returncode == 1 and missing.stderr.strip().endswith('no such dataset folder')
-
-
-def test_embedding_cache_identity_follows_the_evaluation_crops(train_records):
-  from asd_jax.inference import embed
-  clips, _ = train_records
-  one = embed.embedding_identity(clips, 10, pipeline.AudioConfig(clip_seconds=1.0), 'two_channel')
-  assert one == embed.embedding_identity(clips, 10, pipeline.AudioConfig(clip_seconds=1.0),
-                                         'two_channel')
-  assert one != embed.embedding_identity(
-      clips, 10, pipeline.AudioConfig(clip_seconds=1.0, eval_windows=3), 'two_channel')
-  assert one != embed.embedding_identity(clips, 11, pipeline.AudioConfig(clip_seconds=1.0),
-                                         'two_channel')

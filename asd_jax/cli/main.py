@@ -12,6 +12,7 @@ COMMANDS = {  # each the first line of the command's --help (tests/test_cli.py c
     'pretrain': 'Pre-train tiny encoders on your own normal recordings (masked fbank patches).',
     'train': 'Train the configured encoder branches (LoRA, gated fusion, ArcFace heads).',
     'run': 'Run the whole job: train, embed, score, baselines, evaluate (resumable).',
+    'status': 'Say which stages of a workdir are done, stale (and why) or missing.',
     'evaluate': 'Score a submission folder against ground truth as the official evaluator does.',
     'bench': 'Measure speed and memory of the JAX path against PyTorch in one run.',
 }

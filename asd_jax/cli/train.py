@@ -4,10 +4,12 @@ asd-jax train --data_dir=D --workdir=W [--config=configs/X.py --config.field=val
 
 Trains the configured branches (config.branches) over all machine types: both channels through
 the LoRA-adapted encoder, gated fusion, ArcFace attribute + domain heads. Writes
-W/train/<branch>/checkpoints (Orbax) and W/train/<branch>/metrics.jsonl. Rerunning resumes from
-the newest checkpoint; a finished branch is skipped. The tiny default (configs/default.py) sets
-config.train.steps=0, no adaptation: the initial state is written as the checkpoint; give
---config.train.steps=150 to train it as the report's recipe does.
+W/train/<branch>/checkpoints (Orbax) and W/train/<branch>/metrics.jsonl. A rerun skips a branch
+whose config and clips are unchanged, resumes an interrupted one, continues one whose only
+change is a higher train.steps, and moves one trained under another config to W/superseded/
+before training it anew. The tiny default (configs/default.py) sets config.train.steps=0, no
+adaptation: the initial state is written as the checkpoint; give --config.train.steps=150 to
+train it as the report's recipe does.
 """
 from absl import flags
 
@@ -25,16 +27,14 @@ def main(argv):
   from asd_jax.data import layout
   from asd_jax.io import WorkdirError
   try:  # the data first: a missing folder is named before any config value is checked
-    manifest = layout.checked_dataset(_DATA.value, _STRICT.value)
+    layout.scan_dataset(_DATA.value, _STRICT.value)
   except layout.DatasetError as e:
     common.fail_lines(e.problems)
-  if manifest.problems:
-    print(manifest.skipped_report())
   config = common.prepared_config(_CONFIG)
-  from asd_jax.train import loop
-  for branch in config.branches:
-    try:
-      summary = loop.train_branch(config, branch, manifest, _WORKDIR.value)
-    except WorkdirError as e:
-      common.fail(str(e))
-    print(f'{branch}: {loop.describe(summary)}; {loop.branch_dir(_WORKDIR.value, branch)}')
+  from asd_jax import job
+  try:
+    job.train_only(config, _DATA.value, _WORKDIR.value, strict=_STRICT.value)
+  except layout.DatasetError as e:
+    common.fail_lines(e.problems)
+  except WorkdirError as e:
+    common.fail(str(e))

@@ -13,6 +13,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from asd_jax import provenance
 from asd_jax.encoders.config import EncoderConfig, config_from_json, config_to_json
 
 CONFIG_FILE = 'config.json'
@@ -56,6 +57,7 @@ def load_converted(path: str):
   if not is_converted_dir(path):
     raise FileNotFoundError(f'{path}: not a converted encoder checkpoint (expected {CONFIG_FILE} '
                             f'and {PARAMS_DIR}/; make one with python -m checkpoints_convert)')
+  provenance.note_files(path)
   with open(os.path.join(path, CONFIG_FILE)) as f:
     config = config_from_json(f.read())
   with ocp.StandardCheckpointer() as checkpointer:

@@ -1,41 +1,14 @@
-"""Embeddings of every clip for a trained branch, in a channel mode, cached on disk.
-
-The cache (W/embeddings/<branch>_<mode>.npz) records the identity of its inputs (clip files,
-sizes and times, the checkpoint step, the evaluation audio settings); a mismatch means stale,
-recomputed.
-"""
+"""Embeddings of every clip for a trained branch, in both channel modes (the job keeps them in
+W/embeddings/<bank>_<mode>.npy, redone when their stage's inputs change: provenance.py)."""
 from __future__ import annotations
-
-import hashlib
-import io
-import json
-import os
 
 import jax
 import numpy as np
 
 from asd_jax.data import pipeline
 from asd_jax.data.layout import Clip
-from asd_jax.io import atomic_write_bytes
 from asd_jax.model.asd_model import CHANNEL_MODES, LEFT_DUPLICATED, TWO_CHANNEL
 from asd_jax.scoring import clip_banks
-
-
-def inputs_identity(clips: list[Clip], settings: list) -> str:
-  """Digest of what a stage's outputs depend on: the clip files (path, size, time) and the
-  stage's settings (anything JSON can write)."""
-  digest = hashlib.sha1()
-  for clip in clips:
-    stat = os.stat(clip.path)
-    digest.update(f'{clip.path}|{stat.st_size}|{stat.st_mtime_ns}\n'.encode())
-  digest.update(json.dumps(settings).encode())
-  return digest.hexdigest()
-
-
-def embedding_identity(clips: list[Clip], step: int, audio: pipeline.AudioConfig,
-                       mode: str) -> str:
-  """Identity of a branch's cached embeddings: clips, checkpoint step, evaluation audio, mode."""
-  return inputs_identity(clips, [step, audio.clip_seconds, audio.mono, audio.eval_windows, mode])
 
 
 def model_outputs(predict, params, clips: list[Clip], audio: pipeline.AudioConfig,
@@ -125,20 +98,3 @@ def gather_strided(mine: np.ndarray, total: int) -> np.ndarray:
   padded[:len(mine)] = mine
   every = np.asarray(multihost_utils.process_allgather(padded))  # [P, rows, ...]
   return every.swapaxes(0, 1).reshape(rows * processes, *mine.shape[1:])[:total]
-
-
-def load_cached(path: str, identity: str) -> np.ndarray | None:
-  """The embeddings cached at `path` when their identity matches, else None (stale or absent)."""
-  if not os.path.exists(path):
-    return None
-  with np.load(path) as cached:
-    return cached['embeddings'] if str(cached['identity']) == identity else None
-
-
-def write_cached(path: str, identity: str, embeddings: np.ndarray) -> None:
-  """Writes the cache atomically (process 0 only: shared outputs have one writer)."""
-  if jax.process_index() != 0:
-    return
-  buffer = io.BytesIO()
-  np.savez(buffer, embeddings=embeddings, identity=np.array(identity))
-  atomic_write_bytes(path, buffer.getvalue())

@@ -1,7 +1,7 @@
 """Training loop of one branch: Grain batches -> jitted step -> metrics, eval, checkpoints.
 
 W/train/labels.json          attribute / machine vocabularies (shared by the branches)
-W/train/<branch>/checkpoints Orbax (resumed on rerun; a finished branch is not retrained)
+W/train/<branch>/checkpoints Orbax (an interrupted run resumes; job.py decides when)
 W/train/<branch>/metrics.jsonl one JSON object per logged step
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from asd_jax.data import pipeline
 from asd_jax.data.layout import Clip, Manifest
 from asd_jax.encoders import lora as lora_lib
 from asd_jax.inference import embed
-from asd_jax.io import WorkdirError, atomic_write_text
+from asd_jax.io import atomic_write_text
 from asd_jax.model import build
 from asd_jax.train import checkpointing
 from asd_jax.train import pretrain
@@ -63,18 +63,10 @@ def split_holdout(clips: list[Clip], every: int) -> tuple[list[Clip], list[Clip]
 
 
 def label_space(manifest: Manifest, workdir: str) -> labels_lib.LabelSpace:
-  """The vocabularies, fixed on first use in W/train/labels.json and checked on reuse."""
+  """The vocabularies of the training clips (also written to W/train/labels.json to read)."""
   space = labels_lib.LabelSpace.from_clips(train_clips(manifest))
-  path = os.path.join(workdir, 'train', 'labels.json')
-  if os.path.exists(path):
-    with open(path) as f:
-      saved = labels_lib.LabelSpace.from_json(f.read())
-    if saved != space:
-      raise WorkdirError(f'{path}: the training clips changed since this workdir was trained '
-                       '(different machines or attributes); use a new --workdir')
-    return saved
   if jax.process_index() == 0:  # shared outputs are written by process 0 only
-    atomic_write_text(path, space.to_json())
+    atomic_write_text(os.path.join(workdir, 'train', 'labels.json'), space.to_json())
   return space
 
 
@@ -152,18 +144,12 @@ def heldout_accuracy(predict, params, clips, labels, config) -> dict[str, float]
 
 
 def pretrain_branch(config: ml_collections.ConfigDict, branch: str, manifest: Manifest,
-                    workdir: str, progress: bool = True) -> bool:
-  """Pre-trains the branch's tiny encoder on the fitting clips when it needs it and has not
-  been; returns whether the branch uses a pre-trained tiny encoder."""
+                    workdir: str, progress: bool = True) -> None:
+  """Pre-trains the branch's tiny encoder on the fitting clips into W/pretrained/<branch>."""
   fit, _ = split_holdout(train_clips(manifest), config.data.holdout_every)
-  if (jax.process_count() > 1 and pretrain.uses_pretraining(config, branch) and
-      not pretrain.is_pretrained(workdir, branch)):
-    raise WorkdirError(f'{branch}: the tiny encoder is pre-trained in one process; run `asd-jax '
-                     'run` (or train) once without --config.train.distributed on this workdir '
-                     'first, or give the branch a converted checkpoint')
-  pretrain.ensure_pretrained(config, branch, fit, label_space(manifest, workdir),
-                             audio_config(config), workdir, progress)
-  return pretrain.uses_pretraining(config, branch)
+  pretrain.pretrain_encoder(config, branch, fit, label_space(manifest, workdir),
+                            audio_config(config), pretrain.pretrained_dir(workdir, branch),
+                            progress)
 
 
 def describe(summary: dict) -> str:
@@ -177,8 +163,10 @@ def describe(summary: dict) -> str:
 
 
 def train_branch(config: ml_collections.ConfigDict, branch: str, manifest: Manifest,
-                 workdir: str, progress: bool = True) -> dict:
-  """Trains (or resumes, or skips when finished) one branch; returns a short summary."""
+                 workdir: str, progress: bool = True, on_checkpoint=None) -> dict:
+  """Trains one branch, resuming from its newest checkpoint in W/train/<branch> (whose run the
+  caller has checked is this one: job.py); returns a short summary. `on_checkpoint()` is
+  called after each checkpoint is written."""
   from tqdm import tqdm
   total = config.train.steps
   out_dir = branch_dir(workdir, branch)
@@ -189,7 +177,6 @@ def train_branch(config: ml_collections.ConfigDict, branch: str, manifest: Manif
     return {'branch': branch, 'steps': finished, 'resumed_from': finished, 'skipped': True}
   labels = label_space(manifest, workdir)
   fit, held = split_holdout(train_clips(manifest), config.data.holdout_every)
-  pretrain_branch(config, branch, manifest, workdir, progress)
   trained, tx, schedule = initial_branch(config, branch, labels, total, workdir)
   dataset = pipeline.train_dataset(pipeline.clip_records(fit, labels), audio_config(config),
                                    config.train.batch_size, seed=config.seed,
@@ -202,6 +189,8 @@ def train_branch(config: ml_collections.ConfigDict, branch: str, manifest: Manif
   start_step = int(state.step)
   if start_step >= total:  # train.steps=0 on a new workdir: the initial state is the branch
     checkpointing.save(manager, state, iterator)
+    if on_checkpoint:
+      on_checkpoint()
     return {'branch': branch, 'steps': 0, 'resumed_from': 0, 'skipped': False}
   log = MetricsLog(os.path.join(out_dir, 'metrics.jsonl'), start_step)
   mesh = step_lib.data_mesh()
@@ -231,5 +220,7 @@ def train_branch(config: ml_collections.ConfigDict, branch: str, manifest: Manif
       bar.set_postfix(loss=f"{record['loss']:.3f}", gate=f"{record['gate_mean']:.2f}")
     if step % config.train.checkpoint_every == 0 or step == total:
       checkpointing.save(manager, state, iterator)
+      if on_checkpoint:
+        on_checkpoint()
   bar.close()
   return {'branch': branch, 'steps': total, 'resumed_from': start_step, 'skipped': False}

@@ -29,13 +29,13 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from asd_jax import provenance
 from asd_jax.audio import SAMPLE_RATE
 from asd_jax.audio import fbank as fbank_lib
 from asd_jax.data import pipeline
 from asd_jax.data.labels import LabelSpace
 from asd_jax.data.layout import Clip
-from asd_jax.encoders.checkpoint import CONFIG_FILE, is_converted_dir, save_converted
-from asd_jax.encoders.config import config_from_json
+from asd_jax.encoders.checkpoint import is_converted_dir, save_converted
 from asd_jax.encoders.encoder import build_module, front_end_preset
 from asd_jax.io import WorkdirError
 from asd_jax.model.arcface import l2_normalize
@@ -61,9 +61,11 @@ def with_pretrained_encoder(config: ml_collections.ConfigDict, branch: str,
   """The config whose branch loads the pre-trained tiny encoder (unchanged if not used)."""
   if not uses_pretraining(config, branch):
     return config
-  config = ml_collections.ConfigDict(config.to_dict())
-  config[branch].checkpoint = pretrained_dir(workdir, branch)
-  return config
+  folder = pretrained_dir(workdir, branch)
+  if not is_converted_dir(folder):
+    raise WorkdirError(f'{folder}: the {branch} encoder is not pre-trained yet (asd-jax run and '
+                       'asd-jax train pre-train it first)')
+  return provenance.with_value(config, f'{branch}.checkpoint', folder)
 
 
 def patchify(fbank: jnp.ndarray, p: int) -> jnp.ndarray:
@@ -188,8 +190,9 @@ def pretraining_parts(config: ml_collections.ConfigDict, branch: str,
   fbank = jax.eval_shape(lambda w: fbank_lib.encoder_fbank(w, preset, arch.num_mel_bins),
                          jax.ShapeDtypeStruct((1, samples), jnp.float32))
   params = jax.jit(model.init)(init_rng, jnp.zeros(fbank.shape, jnp.float32))['params']
-  optim = ml_collections.ConfigDict(dict(config.optim.to_dict(), learning_rate=c.learning_rate,
-                                          warmup_steps=c.warmup_steps))
+  optim = ml_collections.ConfigDict(dict(  # pre-training's own rate and warm-up
+      learning_rate=c.learning_rate, warmup_steps=c.warmup_steps,
+      weight_decay=config.optim.weight_decay, grad_clip_norm=config.optim.grad_clip_norm))
   tx, _ = make_optimizer(optim, steps)
   step = jax.jit(make_pretrain_step(model, preset, arch.num_mel_bins, p, tx, c.mask_ratio,
                                     c.visible_weight, c.contrastive_weight,
@@ -223,23 +226,3 @@ def pretrain_encoder(config: ml_collections.ConfigDict, branch: str, clips: list
   logging.info('%s pre-training: %s', branch, log[-1] if log else {})
   save_converted(out_dir, params['encoder'], parts.arch)
   return log
-
-
-def is_pretrained(workdir: str, branch: str) -> bool:
-  return is_converted_dir(pretrained_dir(workdir, branch))
-
-
-def ensure_pretrained(config, branch: str, clips: list[Clip], labels: LabelSpace,
-                      audio: pipeline.AudioConfig, workdir: str, progress: bool = True) -> None:
-  """Pre-trains the branch's encoder unless it needs none or W/pretrained/<branch> exists."""
-  out_dir = pretrained_dir(workdir, branch)
-  if not uses_pretraining(config, branch):
-    return
-  if not is_converted_dir(out_dir):
-    pretrain_encoder(config, branch, clips, labels, audio, out_dir, progress)
-    return
-  with open(os.path.join(out_dir, CONFIG_FILE)) as f:
-    saved = config_from_json(f.read())
-  if saved != encoder_config(config, branch)[0]:
-    raise WorkdirError(f'{out_dir}: pre-trained for another config.{branch}.tiny; use a new '
-                     '--workdir')
