@@ -67,7 +67,7 @@ def test_run_writes_every_output_and_resumes(data, tmp_path, capsys):
 
   second = job.run_job(tiny_config(), data, workdir, progress=False)
   out = capsys.readouterr().out
-  assert 'beats: already trained' in out and 'baselines: already scored' in out
+  assert 'train beats: done, unchanged' in out and 'baselines: done, unchanged' in out
   assert second.timings['train'] < first.timings['train']
   with open(os.path.join(workdir, 'results.md')) as f:
     assert f.read() == table  # same models, same cached embeddings, same scores
