@@ -209,7 +209,7 @@ class Job:
             print(f'{name}: the earlier checkpoints moved to {moved}')
         with self.recording(name, manifest, verdict, [out_dir]) as run:
           summary = loop.train_branch(run.config, branch, manifest, self.workdir, self.progress,
-                                      on_checkpoint=run.save_partial)
+                                      on_progress=run.save_partial)
         print(f'{branch}: {loop.describe(summary)}')
 
   def embed(self, manifest) -> dict:

@@ -9,8 +9,8 @@ reads with the current config, re-digests the recorded folders and compares the 
 stage is done only if nothing it read or consumed changed, and otherwise says what did. Because
 the identity comes from what the stage actually read, a new config field can never be left out.
 
-A stage that checkpoints as it goes (training) saves a partial record with each checkpoint: a
-rerun with the same reads resumes it, any other discards it.
+A stage that checkpoints as it goes (training) saves a partial record once set up and with each
+checkpoint: a rerun with the same reads resumes it, any other discards it.
 """
 from __future__ import annotations
 
@@ -248,8 +248,8 @@ class StageRun:
             'outputs': outputs, 'result': self.result}
 
   def save_partial(self) -> None:
-    """Records what the stage has read so far, so an interrupted run can resume (a checkpoint
-    was just written) and a changed config cannot."""
+    """Records what the stage has read so far (call it once all that shapes the saved state is
+    read, and after each checkpoint): an interrupted run can resume, a changed config cannot."""
     self.ledger.write(self.record(complete=False))
 
 

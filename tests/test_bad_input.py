@@ -85,7 +85,7 @@ def test_each_bad_file_gets_its_line_and_nostrict_counts_them(clean_root, tmp_pa
   assert not set(broken) & {c.path for c in manifest.clips}
   assert len(manifest.clips) == 2 * (8 + 12) - len(BAD)
   # the decoded verdict is kept for unchanged files: a rerun reads it instead of decoding
-  record = os.path.join(tmp_path, 'w', 'stages', 'check_audio.done')
+  record = os.path.join(tmp_path, 'w', 'stages', 'check_audio.json')
   assert os.path.exists(record)
   again = job.Job(default.get_config(), str(tmp_path / 'w'), progress=False,
                   strict=False).dataset(root)

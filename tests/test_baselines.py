@@ -60,7 +60,7 @@ def test_job_trains_machine_types_side_by_side_with_the_serial_scores(tmp_path):
   for threads in (1, 2):
     config.baseline.concurrent_machines = threads
     job = job_lib.Job(config, str(tmp_path / f'threads{threads}'), progress=False)
-    assert job.baselines(manifest, 'inputs') + job.reference(manifest) == list(systems)
+    assert job.baselines(manifest) + job.reference(manifest) == list(systems)
     scores[threads] = {s: submission.read_scores(job.submission_dir(s)) for s in systems}
   assert scores[1] == scores[2]
   test = manifest.select(machine='fan', split='test')

@@ -189,7 +189,7 @@ def test_killed_run_resumes_to_identical_parameters(tmp_path):
     assert [json.loads(line)['step'] for line in f] == [5, 10, 15, 20, 25, 30]
   again = subprocess.run(_train_command(data, interrupted, steps), env=env, capture_output=True,
                          text=True, timeout=600)
-  assert 'already trained (30 steps)' in again.stdout
+  assert 'train beats: done, unchanged' in again.stdout
 
 
 def test_the_step_gradient_is_the_mean_of_the_per_clip_gradients_on_any_device_count():

@@ -1,4 +1,4 @@
-"""Say which stages of a workdir are done, stale (and why) or missing, without running any.
+"""Say which stages of a workdir are done, stale (and why) or missing.
 
 asd-jax status --workdir=W [--data_dir=D] [--config=NAME --config.field=value]
 

@@ -163,10 +163,11 @@ def describe(summary: dict) -> str:
 
 
 def train_branch(config: ml_collections.ConfigDict, branch: str, manifest: Manifest,
-                 workdir: str, progress: bool = True, on_checkpoint=None) -> dict:
+                 workdir: str, progress: bool = True, on_progress=None) -> dict:
   """Trains one branch, resuming from its newest checkpoint in W/train/<branch> (whose run the
-  caller has checked is this one: job.py); returns a short summary. `on_checkpoint()` is
-  called after each checkpoint is written."""
+  caller has checked is this one: job.py); returns a short summary. `on_progress()` is called
+  once the run is set up (everything that shapes its state is read) and after each checkpoint,
+  so a run killed at any point after that resumes."""
   from tqdm import tqdm
   total = config.train.steps
   out_dir = branch_dir(workdir, branch)
@@ -189,9 +190,11 @@ def train_branch(config: ml_collections.ConfigDict, branch: str, manifest: Manif
   start_step = int(state.step)
   if start_step >= total:  # train.steps=0 on a new workdir: the initial state is the branch
     checkpointing.save(manager, state, iterator)
-    if on_checkpoint:
-      on_checkpoint()
+    if on_progress:
+      on_progress()
     return {'branch': branch, 'steps': 0, 'resumed_from': 0, 'skipped': False}
+  if on_progress:
+    on_progress()
   log = MetricsLog(os.path.join(out_dir, 'metrics.jsonl'), start_step)
   mesh = step_lib.data_mesh()
   state = step_lib.replicate(mesh, state)
@@ -220,7 +223,7 @@ def train_branch(config: ml_collections.ConfigDict, branch: str, manifest: Manif
       bar.set_postfix(loss=f"{record['loss']:.3f}", gate=f"{record['gate_mean']:.2f}")
     if step % config.train.checkpoint_every == 0 or step == total:
       checkpointing.save(manager, state, iterator)
-      if on_checkpoint:
-        on_checkpoint()
+      if on_progress:
+        on_progress()
   bar.close()
   return {'branch': branch, 'steps': total, 'resumed_from': start_step, 'skipped': False}
