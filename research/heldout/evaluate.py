@@ -64,8 +64,6 @@ VARIANTS = {
 # Variants of options deleted since (patch level, projected patch embedding, fbank modulation,
 # meanstd and attentive pooling, the level's weight, the fbank level over the crops) are in
 # 52a2239 (docs/heldout.md names each).
-REUSED = ('train', 'pretrained', 'embeddings', 'stages/baselines.done', 'stages/check_audio.done',
-          'submission/baseline_mse', 'submission/baseline_mahalanobis')
 
 
 def define_variant(spec: str) -> str:
@@ -149,15 +147,8 @@ def run_one(variant: str, set_name: str, seed: int, out_dir: str) -> dict:
     write_set(set_name, seed, data)
   workdir = os.path.join(out_dir, 'runs', variant, f'{set_name}_seed{seed}')
   reuse = VARIANTS[variant][2]
-  if reuse and not os.path.isdir(workdir):
-    source = os.path.join(out_dir, 'runs', reuse, f'{set_name}_seed{seed}')
-    for part in REUSED:
-      src = os.path.join(source, part)
-      if os.path.isdir(src):
-        shutil.copytree(src, os.path.join(workdir, part))
-      elif os.path.exists(src):
-        os.makedirs(os.path.dirname(os.path.join(workdir, part)), exist_ok=True)
-        shutil.copy(src, os.path.join(workdir, part))
+  if reuse and not os.path.isdir(workdir):  # the run redoes what the variant changes
+    shutil.copytree(os.path.join(out_dir, 'runs', reuse, f'{set_name}_seed{seed}'), workdir)
   start = time.perf_counter()
   job.run_job(variant_config(variant, seed), data, workdir, progress=False)
   return {'scores': official_scores(workdir), 'seconds': round(time.perf_counter() - start, 1),
