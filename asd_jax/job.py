@@ -76,16 +76,17 @@ class Job:
   def plan(self, manifest) -> dict[str, list[str]]:
     """Every stage of `run` in order -> the stages whose outputs it consumes."""
     c = self.config
+    data = ['synth'] if self.synthetic else []  # the built-in data, made by the run itself
     stages = {'synth': []} if self.synthetic else {}
-    stages['check audio'] = []
+    stages['check audio'] = data
     pretrained = [b for b in c.branches if pretrain.uses_pretraining(c, b)]
-    stages.update({f'pretrain {b}': [] for b in pretrained})
-    stages.update({f'train {b}': [f'pretrain {b}'] if b in pretrained else []
+    stages.update({f'pretrain {b}': data for b in pretrained})
+    stages.update({f'train {b}': [f'pretrain {b}'] if b in pretrained else data
                    for b in c.branches})
     stages.update({f'embed {b}': [f'train {b}'] for b in c.branches})
     if c.baseline.epochs:
-      stages['baselines'] = []
-    stages['reference'] = []
+      stages['baselines'] = data
+    stages['reference'] = data
     stages['score'] = [f'embed {b}' for b in c.branches]
     if ground_truth(manifest):
       stages['evaluate'] = [s for s in ('baselines', 'reference', 'score') if s in stages]
