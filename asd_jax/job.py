@@ -110,15 +110,15 @@ class Job:
     print(verdict.line(), flush=True)
     return verdict
 
-  def recording(self, name: str, manifest, verdict=None, outputs=()):
+  def recording(self, verdict: provenance.Verdict, outputs=()):
     """Records the stage; a stage that starts again first removes what its last run wrote."""
-    if verdict is not None and verdict.record and not verdict.continues:
+    if verdict.record and not verdict.continues:
       if jax.process_index() == 0:
         for path in verdict.record['outputs']:
           remove(os.path.join(self.workdir, path))
       if self.ledger.sync:
-        self.ledger.sync(f'cleared {name}')
-    return self.ledger.recording(name, self.inputs(name, manifest), outputs, continues=verdict)
+        self.ledger.sync(f'cleared {verdict.stage}')
+    return self.ledger.recording(verdict, outputs)
 
   def status(self, manifest) -> list[tuple[str, str]]:
     """[(stage, 'done' | 'missing' | 'stale: why')] without running anything."""
@@ -133,7 +133,7 @@ class Job:
       elif verdict.state == 'missing':
         lines.append((name, 'missing'))
       else:
-        lines.append((name, f'stale: {verdict.line().split(": ", 1)[1]}'))
+        lines.append((name, f'stale: {verdict.action}'))
       if not verdict.done or waits:
         redone.add(name)
     return lines
@@ -150,7 +150,7 @@ class Job:
       with self.stage('synth'):
         verdict = self.verdict('synth', None)
         if not verdict.done:
-          with self.recording('synth', None, verdict, [data_dir]) as run:
+          with self.recording(verdict, [data_dir]) as run:
             remove(data_dir)
             from tqdm import tqdm
             count = synthetic.generate(data_dir, synthetic.SynthConfig(seed=run.config.seed),
@@ -171,7 +171,7 @@ class Job:
     verdict = self.verdict('check audio', manifest)
     if verdict.done:
       return verdict.record['result']
-    with self.recording('check audio', manifest, verdict) as run:
+    with self.recording(verdict) as run:
       run.result = audio_check.content_problems([c.path for c in manifest.clips], self.progress)
     return run.result
 
@@ -190,7 +190,7 @@ class Job:
           raise WorkdirError(f'{branch}: the tiny encoder is pre-trained in one process; run '
                              '`asd-jax run` (or train) once without --config.train.distributed '
                              'on this workdir first, or give the branch a converted checkpoint')
-        with self.recording(name, manifest, verdict,
+        with self.recording(verdict,
                             [pretrain.pretrained_dir(self.workdir, branch)]) as run:
           loop.pretrain_branch(run.config, branch, manifest, self.workdir, self.progress)
 
@@ -208,7 +208,7 @@ class Job:
           moved = workdir_lib.set_aside(self.workdir, out_dir, name)
           if moved:
             print(f'{name}: the earlier checkpoints moved to {moved}')
-        with self.recording(name, manifest, verdict, [out_dir]) as run:
+        with self.recording(verdict, [out_dir]) as run:
           summary = loop.train_branch(run.config, branch, manifest, self.workdir, self.progress,
                                       on_progress=run.save_partial)
         print(f'{branch}: {loop.describe(summary)}')
@@ -229,7 +229,7 @@ class Job:
         if verdict.done:
           out.update({bank: np.load(path) for bank, path in paths.items()})
           continue
-        with self.recording(name, manifest, verdict, list(paths.values())) as run:
+        with self.recording(verdict, list(paths.values())) as run:
           c = run.config
           trained = loop.load_trained(c, branch, manifest, self.workdir)
           values = embed.extract(trained.model, trained.params, manifest.clips,
@@ -258,7 +258,7 @@ class Job:
       verdict = self.verdict('score', manifest)
       if verdict.done:
         return verdict.record['result']
-      with self.recording('score', manifest, verdict) as run:
+      with self.recording(verdict) as run:
         scorer = systems_lib.SystemScorer(manifest.clips, embeddings, run.config.score)
         run.result = []
         for system in systems_lib.presets(run.config.score):
@@ -325,7 +325,7 @@ class Job:
         return list(BASELINES)
       from tqdm import tqdm
       mse, maha = {}, {}
-      with self.recording('baselines', manifest, verdict, outputs) as run:
+      with self.recording(verdict, outputs) as run:
         # One AE per machine type, several at once: this network's small matmuls keep about
         # one core busy each, so threads (JAX releases the GIL) train them side by side.
         threads = run.config.baseline.concurrent_machines or os.cpu_count() or 1
@@ -348,7 +348,7 @@ class Job:
       verdict = self.verdict('reference', manifest)
       if verdict.done:
         return [REFERENCE]
-      with self.recording('reference', manifest, verdict, [self.submission_dir(REFERENCE)]) as run:
+      with self.recording(verdict, [self.submission_dir(REFERENCE)]) as run:
         c = run.config
         per_machine = {}
         for machine in manifest.machines:
@@ -372,7 +372,7 @@ class Job:
         return verdict.record['result']
       outputs = [os.path.join(self.workdir, p) for p in ('results.md', 'results.csv',
                                                          'evaluation', 'plots')]
-      with self.recording('evaluate', manifest, verdict, outputs) as run:
+      with self.recording(verdict, outputs) as run:
         results = {s: evaluate_lib.evaluate_submission(self.submission_dir(s), truth)
                    for s in systems}
         report.write_results(results, outputs[0], outputs[1], preamble='# Results (%)\n\n')

@@ -182,6 +182,7 @@ class Verdict:
   'extend' (only a field allowed to grow grew, e.g. train.steps)."""
   stage: str
   state: str
+  inputs: dict  # the inputs it was judged on, which its recording then records
   why: str = ''
   record: dict | None = None
 
@@ -194,10 +195,14 @@ class Verdict:
     """Whether the stage carries on from its earlier outputs (resume, extend)."""
     return self.state in ('resume', 'extend')
 
+  @property
+  def action(self) -> str:
+    """What a rerun does, in words: 'done, unchanged', 'redo (optim.learning_rate ...)'."""
+    return {'done': 'done, unchanged', 'missing': 'to do', 'redo': f'redo ({self.why})',
+            'resume': 'resume the interrupted run', 'extend': f'continue ({self.why})'}[self.state]
+
   def line(self) -> str:
-    words = {'done': 'done, unchanged', 'missing': 'to do', 'redo': f'redo ({self.why})',
-             'resume': 'resume the interrupted run', 'extend': f'continue ({self.why})'}
-    return f'{self.stage}: {words[self.state]}'
+    return f'{self.stage}: {self.action}'
 
 
 def _is_identity(value) -> bool:
@@ -290,37 +295,38 @@ class Ledger:
       self.sync(f'verdict {name}')
     record = self.load(name)
     if record is None:
-      return Verdict(name, 'missing')
+      return Verdict(name, 'missing', inputs)
     from asd_jax import __version__
     changes = _input_changes(record['inputs'], inputs)
     changes += [f'{path} changed' for path, digest in record['files'].items()
                 if folder_digest(path) != digest]
     if record['version'] != __version__:
       changes.append(f'asd-jax {record["version"]} -> {__version__}')
-    config_changes = {path: (old, config_value(self.config, path))
-                      for path, old in record['config'].items()
-                      if config_value(self.config, path) != old}
+    now = {path: config_value(self.config, path) for path in record['config']}
+    config_changes = {path: (old, now[path]) for path, old in record['config'].items()
+                      if now[path] != old}
     changes += [f'{path} {old} -> {new}' for path, (old, new) in config_changes.items()]
     missing = [p for p in record['outputs'] if not os.path.exists(os.path.join(self.workdir, p))]
     changes += [f'{p} is missing' for p in missing]
     if not changes:
-      return Verdict(name, 'done' if record['complete'] else 'resume', record=record)
+      return Verdict(name, 'done' if record['complete'] else 'resume', inputs, record=record)
     grown = all(p in extendable and isinstance(old, (int, float)) and isinstance(new, (int, float))
                 and new > old for p, (old, new) in config_changes.items())
     if record['complete'] and config_changes and grown and len(changes) == len(config_changes):
-      return Verdict(name, 'extend', _summary(changes), record)
-    return Verdict(name, 'redo', _summary(changes), record)
+      return Verdict(name, 'extend', inputs, _summary(changes), record)
+    return Verdict(name, 'redo', inputs, _summary(changes), record)
 
   @contextlib.contextmanager
-  def recording(self, name: str, inputs: dict, outputs: list[str] = (),
-                continues: Verdict | None = None):
-    """Runs a stage under a noting config view; its record is written when the body returns
-    (not when it raises). `continues`: the verdict of the run it carries on, whose reads stay
-    part of the stage's identity (they shaped the state it resumes)."""
-    reads = dict(continues.record['config']) if continues and continues.continues else {}
-    run = StageRun(self, name, inputs, reads, list(outputs))
-    if continues and continues.continues:
-      run.files.update(continues.record['files'])
+  def recording(self, verdict: Verdict, outputs: list[str] = ()):
+    """Runs the stage `verdict` judged under a noting config view, on the inputs it was judged
+    on; its record is written when the body returns (not when it raises). A resumed or extended
+    stage keeps the reads of the run it carries on (they shaped the state it resumes)."""
+    name = verdict.stage
+    earlier = verdict.record if verdict.continues else None
+    reads = dict(earlier['config']) if earlier else {}
+    run = StageRun(self, name, verdict.inputs, reads, list(outputs))
+    if earlier:
+      run.files.update(earlier['files'])
     with _noting_lock:
       _noting.append(run.files)
     try:
@@ -328,7 +334,7 @@ class Ledger:
     finally:
       with _noting_lock:
         _noting[:] = [files for files in _noting if files is not run.files]
-    for path, old in list(reads.items()):  # grown fields of an extended run: their new value
+    for path in list(reads):  # grown fields of an extended run: their new value
       reads[path] = config_value(self.config, path)
     self.write(run.record(complete=True))
     if self.sync:

@@ -37,7 +37,7 @@ def test_the_view_notes_every_leaf_read_and_nothing_else():
 
 
 def _recorded(ledger, name, inputs, body, **kwargs):
-  with ledger.recording(name, inputs, **kwargs) as run:
+  with ledger.recording(ledger.verdict(name, inputs), **kwargs) as run:
     body(run.config)
   return run
 
@@ -89,7 +89,7 @@ def test_verdicts_name_what_changed(tmp_path):
 def test_an_interrupted_stage_resumes_only_under_the_same_reads(tmp_path):
   ledger = provenance.Ledger(str(tmp_path), config())
   with pytest.raises(KeyboardInterrupt):
-    with ledger.recording('train', {}) as run:
+    with ledger.recording(ledger.verdict('train', {})) as run:
       run.config.optim.learning_rate
       run.save_partial()  # a checkpoint was written
       raise KeyboardInterrupt  # killed before the stage finished
@@ -100,7 +100,7 @@ def test_an_interrupted_stage_resumes_only_under_the_same_reads(tmp_path):
   assert provenance.Ledger(str(tmp_path), changed).verdict('train', {}).state == 'redo'
   # The resumed run inherits the reads that shaped the state it carries on.
   resumed = ledger.verdict('train', {})
-  with ledger.recording('train', {}, continues=resumed) as run:
+  with ledger.recording(resumed) as run:
     pass  # nothing left to do: the last checkpoint was the final one
   assert ledger.load('train')['config'] == {'optim.learning_rate': 1e-3}
 
