@@ -6,7 +6,8 @@ checkpoint) -> train each branch -> embed (two-channel, left-duplicated) ->
 official AE baselines -> log-mel reference -> score task2_1..task2_4 -> evaluate (where labels
 are known):
 W/submission/<system>/*.csv, W/results.{md,csv}, W/evaluation/<system>_result.csv (the
-official evaluator's layout), W/plots/, W/timings.json.
+official evaluator's layout), W/plots/, W/timings.json (seconds per stage), W/memory.json (the
+job process's peak resident MB per stage).
 Several JAX processes (multi-host) train and embed together; process 0 alone then scores and
 writes the shared outputs.
 """
@@ -25,7 +26,7 @@ import time
 import jax
 import numpy as np
 
-from asd_jax import provenance
+from asd_jax import memory, provenance
 from asd_jax import workdir as workdir_lib
 from asd_jax.data import audio_check, layout, synthetic
 from asd_jax.data.ground_truth import SectionTruth
@@ -54,6 +55,7 @@ class Job:
     self.workdir = os.path.abspath(workdir)
     self.progress = progress
     self.timings: dict[str, float] = {}
+    self.peak_rss_mb: dict[str, int] = {}
     self._reference_features: dict[str, np.ndarray] = {}  # clip path -> log-mel statistics
     self.ledger = provenance.Ledger(self.workdir, config, writer=jax.process_index() == 0)
     self.synthetic = False  # the built-in dataset, made in W/data
@@ -64,9 +66,11 @@ class Job:
   @contextlib.contextmanager
   def stage(self, name: str):
     print(f'== {name}', flush=True)
+    memory.reset_peak()
     start = time.perf_counter()
     yield
     self.timings[name] = round(time.perf_counter() - start, 1)
+    self.peak_rss_mb[name] = memory.peak_rss_mb()
 
   def submission_dir(self, system: str) -> str:
     return os.path.join(self.workdir, 'submission', system)
@@ -479,6 +483,8 @@ def _run(job: Job, data_dir: str | None) -> Job:
   table = job.evaluate(manifest, systems)
   job.timings['total'] = round(time.perf_counter() - start, 1)
   atomic_write_text(os.path.join(job.workdir, 'timings.json'), json.dumps(job.timings, indent=2))
+  atomic_write_text(os.path.join(job.workdir, 'memory.json'),
+                    json.dumps(job.peak_rss_mb, indent=2))
   if table:
     print('\n' + table + '\n')
   print(f'submission folders: {os.path.join(job.workdir, "submission")}/<system>')
