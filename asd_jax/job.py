@@ -26,7 +26,7 @@ import time
 import jax
 import numpy as np
 
-from asd_jax import memory, provenance
+from asd_jax import footprint, memory, provenance
 from asd_jax import workdir as workdir_lib
 from asd_jax.data import audio_check, layout, synthetic
 from asd_jax.data.ground_truth import SectionTruth
@@ -169,6 +169,14 @@ class Job:
       print(manifest.skipped_report())
     return manifest
 
+  def check_footprint(self, manifest, max_hours: float = 0.0) -> None:
+    """Says what the run will take (footprint.py); stops here if the disk or max_hours is
+    short. Space the workdir's earlier outputs hold counts as free: a redo replaces them."""
+    estimate = footprint.estimate(self.config, manifest, self.workdir,
+                                  reusable=workdir_lib.output_bytes(self.workdir))
+    print(estimate.line(self.workdir), flush=True)
+    footprint.check(estimate, self.workdir, max_hours)
+
   def bad_audio(self, manifest: layout.Manifest) -> dict[str, str]:
     """{path: problem} of the clips whose samples are bad (NaN/Inf, all zero); every clip is
     decoded once, and the verdicts kept for unchanged files."""
@@ -278,15 +286,13 @@ class Job:
         run.outputs = [self.submission_dir(s) for s in run.result]
     return run.result
 
-  def baseline_log_mels(self, config, clips) -> list[np.ndarray]:
-    """The baselines' log-mel of each clip's baseline channel. Their per-bin statistics, the
-    log-mel reference's features, are kept (256 numbers a clip), so the reference stage needs
-    no second pass over the audio."""
+  def baseline_log_mel(self, config, clip) -> np.ndarray:
+    """[128, T] log-mel of the clip's baseline channel. Its per-bin statistics, the log-mel
+    reference's features, are kept (256 numbers a clip), so the reference stage needs no second
+    pass over the audio."""
     from asd_jax.audio import logmel
-    frames = [logmel.clip_log_mel(clip.path, config.baseline.channel, config.data.mono)
-              for clip in clips]
-    for clip, f in zip(clips, frames):
-      self._reference_features[clip.path] = logmel.frame_statistics(f)
+    frames = logmel.clip_log_mel(clip.path, config.baseline.channel, config.data.mono)
+    self._reference_features[clip.path] = logmel.frame_statistics(frames)
     return frames
 
   def reference_features(self, config, clips) -> np.ndarray:
@@ -299,22 +305,30 @@ class Job:
 
   def baseline_machine(self, config, manifest, machine: str) -> tuple[dict, dict]:
     """One machine type's AE: trained on its normal clips, then ({machine: (test MSE scores,
-    threshold)}, the same for selective Mahalanobis)."""
-    from asd_jax.baselines import autoencoder
+    threshold)}, the same for selective Mahalanobis). Clip by clip: the training log-mels wait
+    in a file (frame_store.py), the test clips are scored as they are read."""
+    from asd_jax.baselines import autoencoder, frame_store
     c = config.baseline
-    train = manifest.select(machine=machine, split='train')
-    test = manifest.select(machine=machine, split='test')
-    vectors = [autoencoder.stacked_vectors(f, x.path)
-               for x, f in zip(train, self.baseline_log_mels(config, train))]
-    domains = np.concatenate([[x.domain] * len(v) for x, v in zip(train, vectors)])
-    ae = autoencoder.train_autoencoder(np.concatenate(vectors), domains, c.epochs,
-                                       c.batch_size, c.learning_rate, config.seed)
-    ref = np.array([ae.scores(v) for v in vectors])
-    got = np.array([ae.scores(autoencoder.stacked_vectors(f, x.path))
-                    for x, f in zip(test, self.baseline_log_mels(config, test))])
+    store = frame_store.FrameStore(os.path.join(self.baseline_cache, f'{machine}.f32'))
+    try:
+      for clip in manifest.select(machine=machine, split='train'):
+        store.append(self.baseline_log_mel(config, clip), clip.domain, clip.path)
+      ae = autoencoder.train_autoencoder(store, c.epochs, c.batch_size, c.learning_rate,
+                                         config.seed)
+      ref = np.array([ae.scores(store.clip_vectors(i)) for i in range(len(store))])
+    finally:
+      store.close()
+    got = np.array([ae.scores(autoencoder.stacked_vectors(self.baseline_log_mel(config, x),
+                                                          x.path))
+                    for x in manifest.select(machine=machine, split='test')])
     mse, maha = ({machine: (got[:, column], gamma_threshold(
         ref[:, column], config.score.decision_quantile))} for column in (0, 1))
     return mse, maha
+
+  @property
+  def baseline_cache(self) -> str:
+    """Where the baselines' training log-mels wait while their AEs train (emptied after)."""
+    return os.path.join(self.workdir, 'cache', 'baselines')
 
   def baselines(self, manifest) -> list[str]:
     outputs = [self.submission_dir(s) for s in BASELINES]
@@ -333,6 +347,8 @@ class Job:
         # One AE per machine type, several at once: this network's small matmuls keep about
         # one core busy each, so threads (JAX releases the GIL) train them side by side.
         threads = run.config.baseline.concurrent_machines or os.cpu_count() or 1
+        remove(self.baseline_cache)  # an interrupted run's files
+        os.makedirs(self.baseline_cache)
         with concurrent.futures.ThreadPoolExecutor(min(threads, len(manifest.machines))) as pool:
           futures = [pool.submit(self.baseline_machine, run.config, manifest, m)
                      for m in manifest.machines]
@@ -341,6 +357,7 @@ class Job:
             machine_mse, machine_maha = future.result()
             mse.update(machine_mse)
             maha.update(machine_maha)
+        remove(self.baseline_cache)
         self.write_system('baseline_mse', manifest, mse)
         self.write_system('baseline_mahalanobis', manifest, maha)
     return list(BASELINES)
@@ -449,9 +466,9 @@ def held(config, workdir: str, progress: bool = True, strict: bool = True):
 
 
 def run_job(config, data_dir: str | None, workdir: str, progress: bool = True,
-            strict: bool = True) -> Job:
+            strict: bool = True, max_hours: float = 0.0) -> Job:
   with held(config, workdir, progress, strict) as job:
-    return _run(job, data_dir)
+    return _run(job, data_dir, max_hours)
 
 
 def train_only(config, data_dir: str, workdir: str, progress: bool = True,
@@ -466,9 +483,10 @@ def train_only(config, data_dir: str, workdir: str, progress: bool = True,
     return job
 
 
-def _run(job: Job, data_dir: str | None) -> Job:
+def _run(job: Job, data_dir: str | None, max_hours: float = 0.0) -> Job:
   start = time.perf_counter()
   manifest = job.dataset(data_dir)
+  job.check_footprint(manifest, max_hours)
   job.pretrain(manifest)
   job.train(manifest)
   embeddings = job.embed(manifest)

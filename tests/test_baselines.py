@@ -6,19 +6,69 @@ import numpy as np
 import pytest
 from sklearn.covariance import LedoitWolf
 
-from asd_jax.baselines import autoencoder, logmel_reference
+from asd_jax.baselines import autoencoder, frame_store, logmel_reference
 from asd_jax.data import layout, synthetic
 
 
-def test_scanned_epochs_equal_a_loop_of_single_steps():
-  """train_autoencoder runs each epoch as one lax.scan; a Python loop of the same Adam steps over
-  the same batches (the official recipe: shuffled, last partial batch dropped) must give the
-  same model (float32: rtol 1e-5)."""
+def _store(tmp_path, clips, name='store'):
+  """A FrameStore of [(frames [128, T], domain)]."""
+  store = frame_store.FrameStore(str(tmp_path / f'{name}.f32'))
+  for i, (frames, domain) in enumerate(clips):
+    store.append(frames, domain, f'clip{i}')
+  return store
+
+
+def _frames(rng, count, scale=3.0, offset=20.0):
+  return (rng.normal(size=(128, count)) * scale + offset).astype(np.float32)
+
+
+def test_frame_store_gives_the_stacked_vectors_of_each_clip(tmp_path):
+  """Vectors read back from the file equal stacked_vectors of the clip's log-mel (exact), in
+  any batch shape, before and after the pages are released; a clip of 4 frames is a one-line
+  error naming it; close deletes the file."""
+  rng = np.random.default_rng(1)
+  clips = [(_frames(rng, n), d) for n, d in ((9, 'source'), (5, 'source'), (12, 'target'))]
+  store = _store(tmp_path, clips)
+  expected = np.concatenate([autoencoder.stacked_vectors(f, 'x') for f, _ in clips])
+  starts = store.vector_starts()
+  assert len(starts) == 5 + 1 + 8 == len(expected)
+  np.testing.assert_array_equal(store.vectors(starts), expected)
+  store.release()
+  order = rng.permutation(len(starts))[:12].reshape(3, 4)
+  np.testing.assert_array_equal(store.vectors(starts[order]), expected[order])
+  np.testing.assert_array_equal(store.clip_vectors(2), expected[6:])
+  assert store.domains == ['source', 'source', 'target']
+  with pytest.raises(ValueError, match='^short.wav: too short for 5 stacked frames$'):
+    store.append(_frames(rng, 4), 'source', 'short.wav')
+  store.close()
+  assert not (tmp_path / 'store.f32').exists()
+
+
+def test_domain_moments_merged_in_blocks_equal_numpy_covariance(monkeypatch):
+  """The error covariance is merged a block at a time; against np.cov of all rows at once
+  (float64, blocks of 50 rows out of 333 in uneven pieces: rtol 1e-10)."""
+  monkeypatch.setattr(autoencoder._DomainMoments, 'BLOCK', 50)
+  rng = np.random.default_rng(3)
+  rows = rng.normal(size=(333, 16)) * np.linspace(0.1, 9, 16) + 40
+  moments = autoencoder._DomainMoments()
+  for piece in np.split(rows, [7, 60, 61, 200, 290]):
+    moments.add(piece.astype(np.float32))
+  np.testing.assert_allclose(moments.covariance(), np.cov(rows.astype(np.float32), rowvar=False),
+                             rtol=1e-10, atol=1e-10)
+
+
+def test_chunked_epochs_equal_a_loop_of_single_steps(tmp_path):
+  """train_autoencoder reads its batches a chunk of steps at a time from the store and runs
+  each chunk as one lax.scan; a Python loop of the same Adam steps over the same batches (the
+  official recipe: shuffled, last partial batch dropped) taken from the stacked vectors in
+  memory must give the same model (float32: rtol 1e-5)."""
   rng = np.random.default_rng(0)
-  vectors = (rng.normal(size=(700, 640)) * 3 + 20).astype(np.float32)
-  domains = np.array(['source'] * 650 + ['target'] * 50)
-  epochs, batch, lr, seed = 3, 256, 1e-3, 4
-  trained = autoencoder.train_autoencoder(vectors, domains, epochs, batch, lr, seed)
+  clips = [(_frames(rng, n), d) for n, d in ((300, 'source'), (250, 'source'), (80, 'target'))]
+  store = _store(tmp_path, clips)
+  vectors = np.concatenate([autoencoder.stacked_vectors(f, 'x') for f, _ in clips])
+  epochs, batch, lr, seed = 3, 64, 1e-3, 4
+  # 9 steps an epoch in chunks of 4: two full chunks and one of a single step
+  trained = autoencoder.train_autoencoder(store, epochs, batch, lr, seed, chunk_steps=4)
 
   variables = autoencoder.AutoEncoder().init(jax.random.PRNGKey(seed), jnp.zeros((2, 640)),
                                              train=False)
@@ -28,15 +78,16 @@ def test_scanned_epochs_equal_a_loop_of_single_steps():
   order_rng = np.random.default_rng(seed)
   for _ in range(epochs):
     order = order_rng.permutation(len(vectors))
-    for start in range(0, len(order) - batch + 1, batch):  # 2 full batches, 188 rows dropped
+    for start in range(0, len(order) - batch + 1, batch):  # 9 full batches, 42 rows dropped
       params, stats, opt_state, _ = step(params, stats, opt_state,
                                          jnp.asarray(vectors[order[start:start + batch]]),
                                          learning_rate=lr)
   looped = autoencoder.TrainedAE({'params': params, 'batch_stats': stats}, {})
-  test = (rng.normal(size=(40, 640)) * 3 + 20).astype(np.float32)
+  test = autoencoder.stacked_vectors(_frames(rng, 44), 'test')
   np.testing.assert_allclose(trained.errors(test), looped.errors(test), rtol=1e-5, atol=1e-4)
   untrained = autoencoder.TrainedAE(variables, {})
   assert not np.allclose(trained.errors(test), untrained.errors(test), atol=1e-2)
+  store.close()
 
 
 def test_job_trains_machine_types_side_by_side_with_the_serial_scores(tmp_path):
@@ -97,29 +148,31 @@ def test_logmel_reference_matches_brute_force(tmp_path):
   np.testing.assert_allclose(scores, expected, rtol=2e-3)  # float32 distances
 
 
-def test_ae_scores_are_the_mse_and_the_selective_mahalanobis_of_the_official_recipe():
+def test_ae_scores_are_the_mse_and_the_selective_mahalanobis_of_the_official_recipe(tmp_path):
   """TrainedAE.scores of a clip's vectors against NumPy: MSE the mean squared reconstruction
   error over its vectors and dimensions; selective Mahalanobis, as the official code computes
   it, the mean of the full n×n matrix E Σ_d⁺ Eᵀ of the clip's error vectors E, with Σ_d the
-  (n − 1)-normalised covariance of the training errors of domain d alone, minimum over the
-  domains. The two domains' errors differ in spread, so one covariance for both would not
-  match (float64 on the same errors: rtol 1e-6)."""
+  (n − 1)-normalised covariance of the training errors of domain d alone (np.cov of all of
+  them at once), minimum over the domains. The two domains' log-mels differ in spread, so one
+  covariance for both would not match (float64 on the same errors: rtol 1e-6)."""
   rng = np.random.default_rng(2)
-  dim = 24
-  source = (rng.normal(size=(300, dim)) * 2 + 5).astype(np.float32)
-  scale = np.linspace(0.2, 5.0, dim).astype(np.float32)  # target errors: another shape
-  target = (rng.normal(size=(60, dim)) * scale + 5).astype(np.float32)
-  vectors = np.concatenate([source, target])
-  domains = np.array(['source'] * 300 + ['target'] * 60)
-  trained = autoencoder.train_autoencoder(vectors, domains, epochs=2, batch_size=64,
-                                          learning_rate=1e-3, seed=0)
-  errors = trained.errors(vectors).astype(np.float64)
-  precisions = {d: np.linalg.pinv(np.cov(errors[domains == d], rowvar=False))
-                for d in ('source', 'target')}
+  scale = np.linspace(0.2, 5.0, 128)[:, None]  # target frames: another shape per bin
+  clips = ([(_frames(rng, 400, 2.0, 5.0), 'source') for _ in range(3)]
+           + [((rng.normal(size=(128, 350)) * scale + 5).astype(np.float32), 'target')
+              for _ in range(3)])
+  store = _store(tmp_path, clips)
+  trained = autoencoder.train_autoencoder(store, epochs=1, batch_size=256, learning_rate=1e-3,
+                                          seed=0)
+  store.close()
+  errors = {d: np.concatenate([trained.errors(autoencoder.stacked_vectors(f, 'x'))
+                               for f, domain in clips if domain == d]).astype(np.float64)
+            for d in ('source', 'target')}
+  precisions = {d: np.linalg.pinv(np.cov(e, rowvar=False)) for d, e in errors.items()}
   assert not np.allclose(precisions['source'], precisions['target'], rtol=0.1)
-  for clip in (source[:7], target[:9], (rng.normal(size=(5, dim)) * 4 + 5).astype(np.float32)):
-    e = trained.errors(clip).astype(np.float64)
-    mse, selective = trained.scores(clip)
+  for frames in (clips[0][0][:, :11], clips[4][0][:, :13], _frames(rng, 9, 4.0, 5.0)):
+    vectors = autoencoder.stacked_vectors(frames, 'x')
+    e = trained.errors(vectors).astype(np.float64)
+    mse, selective = trained.scores(vectors)
     assert mse == pytest.approx(np.mean(e**2), rel=1e-6)
     per_domain = [float(np.mean(e @ p @ e.T)) for p in precisions.values()]
     assert selective == pytest.approx(min(per_domain), rel=1e-6)

@@ -19,9 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from asd_jax.audio.logmel import N_MELS
+from asd_jax.baselines.frame_store import FRAMES, FrameStore
 from asd_jax.scoring.ledoit_wolf import pinvh
-
-FRAMES = 5  # consecutive log-mel frames (audio.logmel) stacked into one input vector
 
 
 def stacked_vectors(frames: np.ndarray, path: str) -> np.ndarray:
@@ -86,39 +86,78 @@ def _train_step(params, batch_stats, opt_state, x, learning_rate: float):
 
 
 @functools.partial(jax.jit, static_argnames=('learning_rate',))
-def _train_epoch(params, batch_stats, opt_state, vectors, order, learning_rate: float):
-  """The steps of one epoch, batch k = vectors[order[k]], as one compiled scan (module level:
-  compiled once per data shape, not per machine): a Python loop of jitted steps spent more time
-  dispatching than computing on this tiny network."""
-  def step(carry, rows):
-    params, stats, opt_state, _ = _train_step(*carry, vectors[rows], learning_rate)
+def _train_steps(params, batch_stats, opt_state, batches, learning_rate: float):
+  """Adam steps on batches [steps, batch, 640] as one compiled scan: a Python loop of jitted
+  steps spent more time dispatching than computing on this tiny network."""
+  def step(carry, x):
+    params, stats, opt_state, _ = _train_step(*carry, x, learning_rate)
     return (params, stats, opt_state), None
   (params, batch_stats, opt_state), _ = jax.lax.scan(step, (params, batch_stats, opt_state),
-                                                     order)
+                                                     batches)
   return params, batch_stats, opt_state
 
 
-def train_autoencoder(vectors: np.ndarray, domains: np.ndarray, epochs: int, batch_size: int,
-                      learning_rate: float, seed: int) -> TrainedAE:
-  """Fits the AE on [N, 640] vectors, then the per-domain error covariances."""
-  variables = AutoEncoder().init(jax.random.PRNGKey(seed), jnp.zeros((2, vectors.shape[1])),
+class _DomainMoments:
+  """Mean and centred second moment of one domain's error vectors, merged a block at a time
+  (Chan et al.'s pairwise update, float64), so the covariance needs no second copy of them."""
+
+  BLOCK = 4096  # rows merged at once: big enough for an efficient GEMM
+
+  def __init__(self):
+    self.count, self.mean, self.moment = 0, 0.0, 0.0
+    self._pending: list[np.ndarray] = []
+
+  def add(self, errors: np.ndarray) -> None:
+    self._pending.append(errors.astype(np.float64))
+    if sum(len(e) for e in self._pending) >= self.BLOCK:
+      self._merge()
+
+  def _merge(self) -> None:
+    if not self._pending:
+      return
+    block = np.concatenate(self._pending)
+    self._pending = []
+    mean = block.mean(axis=0)
+    centred = block - mean
+    total = self.count + len(block)
+    delta = mean - self.mean
+    self.moment = (self.moment + centred.T @ centred
+                   + np.outer(delta, delta) * (self.count * len(block) / total))
+    self.mean = self.mean + delta * (len(block) / total)
+    self.count = total
+
+  def covariance(self) -> np.ndarray:
+    """(n − 1)-normalised covariance of every row added."""
+    self._merge()
+    return self.moment / max(self.count - 1, 1)
+
+
+def train_autoencoder(store: FrameStore, epochs: int, batch_size: int, learning_rate: float,
+                      seed: int, chunk_steps: int = 8) -> TrainedAE:
+  """Fits the AE on every vector of the store's clips, then the per-domain error covariances.
+
+  Each epoch is a fresh permutation of all vectors cut into full batches (the last partial
+  batch is dropped, as in the official code); `chunk_steps` batches at a time are read from the
+  store and run as one scan, so memory holds one chunk, not the data."""
+  variables = AutoEncoder().init(jax.random.PRNGKey(seed), jnp.zeros((2, FRAMES * N_MELS)),
                                  train=False)
   opt_state = _adam(learning_rate).init(variables['params'])
-
   params, stats = variables['params'], variables['batch_stats']
   rng = np.random.default_rng(seed)
-  batch_size = min(batch_size, len(vectors))
-  steps = len(vectors) // batch_size  # the last partial batch of each epoch is dropped
-  on_device = jnp.asarray(vectors)
+  starts = store.vector_starts()
+  batch_size = min(batch_size, len(starts))
+  steps = len(starts) // batch_size
   for _ in range(epochs):
-    order = rng.permutation(len(vectors))[:steps * batch_size].reshape(steps, batch_size)
-    params, stats, opt_state = _train_epoch(params, stats, opt_state, on_device, order,
-                                            learning_rate)
+    order = rng.permutation(len(starts))[:steps * batch_size].reshape(steps, batch_size)
+    for first in range(0, steps, chunk_steps):
+      batches = store.vectors(starts[order[first:first + chunk_steps]])
+      params, stats, opt_state = _train_steps(params, stats, opt_state, batches, learning_rate)
+      store.release()
   trained = TrainedAE({'params': params, 'batch_stats': stats}, {})
-  errors = trained.errors(vectors).astype(np.float64)
-  for domain in np.unique(domains):
-    chosen = errors[domains == domain]
-    centred = chosen - chosen.mean(axis=0)
-    covariance = centred.T @ centred / max(len(chosen) - 1, 1)
-    trained.precisions[str(domain)] = pinvh(covariance)
+  moments: dict[str, _DomainMoments] = {}
+  for index, domain in enumerate(store.domains):
+    moments.setdefault(domain, _DomainMoments()).add(trained.errors(store.clip_vectors(index)))
+    store.release()
+  for domain in sorted(moments):
+    trained.precisions[domain] = pinvh(moments[domain].covariance())
   return trained

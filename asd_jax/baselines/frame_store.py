@@ -1,0 +1,82 @@
+"""A machine type's training log-mels on disk, for the autoencoder baseline's epochs.
+
+The baseline trains on random batches of 640-d vectors (5 consecutive log-mel frames) drawn
+from every training clip of a machine type, for many epochs. Held in memory those vectors cost
+~2.5 kB per frame, so a DCASE-size machine type would not fit; this store keeps each clip's
+frames once, time-major float32 (128 numbers a row), in one file, and builds any batch of
+vectors from it. The file is read through a memory map whose pages are handed back after each
+batch (`release`), so the resident memory stays that of one batch whatever the data size.
+"""
+from __future__ import annotations
+
+import mmap
+import os
+
+import numpy as np
+
+from asd_jax.audio.logmel import N_MELS
+
+FRAMES = 5  # consecutive log-mel frames stacked into one input vector
+
+
+class FrameStore:
+  """Clips' [128, T] log-mels written one after another; vectors are read back by start row."""
+
+  def __init__(self, path: str):
+    self.path = path
+    self.domains: list[str] = []  # of each clip, in the order written
+    self._spans: list[tuple[int, int]] = []  # (first row, frames) of each clip
+    self._rows = 0
+    self._file = open(path, 'wb')
+    self._map: mmap.mmap | None = None
+
+  def append(self, frames: np.ndarray, domain: str, name: str) -> None:
+    """Adds one clip's [128, T] log-mel; `name` is what a too-short clip's error names."""
+    if frames.shape[1] < FRAMES:
+      raise ValueError(f'{name}: too short for {FRAMES} stacked frames')
+    self._file.write(np.ascontiguousarray(frames.T, dtype=np.float32).tobytes())
+    self._spans.append((self._rows, frames.shape[1]))
+    self.domains.append(domain)
+    self._rows += frames.shape[1]
+
+  def __len__(self) -> int:
+    return len(self._spans)
+
+  @property
+  def _frames(self) -> np.ndarray:
+    """[rows, 128] view of the file (opened on first read, after the last append)."""
+    if self._map is None:
+      self._file.close()
+      with open(self.path, 'rb') as f:
+        self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    return np.frombuffer(self._map, np.float32).reshape(self._rows, N_MELS)
+
+  def vector_starts(self) -> np.ndarray:
+    """[V] first row of every vector of every clip, clip by clip (int64)."""
+    return np.concatenate([np.arange(first, first + count - FRAMES + 1)
+                           for first, count in self._spans])
+
+  def vectors(self, starts: np.ndarray) -> np.ndarray:
+    """[..., 640] the vectors that start at rows `starts` (any shape): frame t, t+1, ... t+4
+    side by side, as `autoencoder.stacked_vectors` lays them out."""
+    rows = starts[..., None] + np.arange(FRAMES)
+    return self._frames[rows].reshape(*starts.shape, FRAMES * N_MELS)
+
+  def clip_vectors(self, index: int) -> np.ndarray:
+    """[T − 4, 640] every vector of clip `index`."""
+    first, count = self._spans[index]
+    return self.vectors(np.arange(first, first + count - FRAMES + 1))
+
+  def release(self) -> None:
+    """Hands the pages read so far back to the page cache (they leave this process's RSS)."""
+    if self._map is not None:
+      self._map.madvise(mmap.MADV_DONTNEED)
+
+  def close(self) -> None:
+    """Closes and deletes the file."""
+    if self._map is not None:
+      self._map.close()
+      self._map = None
+    self._file.close()
+    if os.path.exists(self.path):
+      os.remove(self.path)
