@@ -2,7 +2,8 @@
 
 Linux keeps a high-water mark of the resident set (VmHWM) that writing 5 to
 /proc/self/clear_refs resets, so each stage's own peak can be read; elsewhere the figure is the
-process's peak so far (getrusage), which only ever grows.
+process's peak so far (getrusage), which only ever grows. The reset also resets what getrusage
+and wait4 report as the process's peak: after it, the run's peak is its largest stage peak.
 """
 from __future__ import annotations
 

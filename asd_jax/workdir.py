@@ -78,3 +78,15 @@ def set_aside(workdir: str, path: str, stage: str) -> str | None:
   os.makedirs(os.path.dirname(base), exist_ok=True)
   shutil.move(path, f'{base}-{n}')
   return f'{base}-{n}'
+
+
+def output_bytes(workdir: str) -> int:
+  """Bytes of the run's outputs in the workdir (not its built-in data, not what was set aside):
+  what a redo may delete before writing anew."""
+  total = 0
+  for root, folders, files in os.walk(workdir):
+    if root == workdir:
+      folders[:] = [f for f in folders if f not in ('data', 'superseded')]
+    total += sum(os.path.getsize(os.path.join(root, f)) for f in files
+                 if not os.path.islink(os.path.join(root, f)))
+  return total

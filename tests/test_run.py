@@ -1,11 +1,14 @@
 """`asd-jax run` end to end on a tiny synthetic dataset: outputs, resume, unlabelled data."""
+import json
 import os
+import re
 import shutil
 
 import pytest
 
-from asd_jax import job
-from asd_jax.data import synthetic
+from asd_jax import footprint, job
+from asd_jax import workdir as workdir_lib
+from asd_jax.data import layout, synthetic
 from asd_jax.configs import default
 
 SYSTEMS = ['baseline_mahalanobis', 'baseline_mse', 'reference_logmel', 'task2_1', 'task2_2',
@@ -64,6 +67,12 @@ def test_run_writes_every_output_and_resumes(data, tmp_path, capsys):
   assert 'official score' in out and set(first.timings) >= {'pretrain', 'train', 'embed', 'score',
                                                             'reference', 'total'}
   assert sorted(os.listdir(os.path.join(workdir, 'pretrained'))) == ['audiomae', 'beats']
+  # the footprint said before the stages ran covers what they wrote; memory.json has each stage
+  assert re.search(r'\n24 clips, 0\.0 h of audio \(0\.00 GB\): the run writes up to ', out)
+  estimate = footprint.estimate(tiny_config(), layout.scan_dataset(data), workdir)
+  assert 0 < workdir_lib.output_bytes(workdir) <= estimate.write_bytes
+  with open(os.path.join(workdir, 'memory.json')) as f:
+    assert set(json.load(f)) == set(first.timings) - {'total'}
 
   second = job.run_job(tiny_config(), data, workdir, progress=False)
   out = capsys.readouterr().out

@@ -6,7 +6,8 @@ The whole job: (without --data_dir, the built-in synthetic dataset is written to
 train every configured branch, embed all clips, score the submitted systems task2_1..task2_4 and
 the official autoencoder baselines, write W/submission/<system>/ and, where labels are known,
 W/results.md, W/results.csv (laid out like the report's Table 1) and W/plots/. Rerunning resumes:
-finished stages are skipped.
+finished stages are skipped. Before any stage works, the run prints its clips, the space it will
+write and an estimate of its time, and stops in one line if the disk (or --max_hours) is short.
 """
 from absl import flags
 
@@ -15,6 +16,8 @@ from asd_jax.cli import common
 _DATA = flags.DEFINE_string('data_dir', None, 'DCASE-layout dataset root (default: make the '
                             'built-in synthetic dataset in W/data)')
 _WORKDIR = flags.DEFINE_string('workdir', 'workdir', 'output folder (resumed when it exists)')
+_MAX_HOURS = flags.DEFINE_float('max_hours', 0.0, 'refuse, before any stage runs, a dataset '
+                                 'whose estimated run time exceeds this (0: no limit)')
 _CONFIG = common.define_config_flag()
 _STRICT = common.define_strict_flag()
 
@@ -27,7 +30,8 @@ def main(argv):
   from asd_jax.evaluation.submission import SubmissionError
   from asd_jax.io import WorkdirError
   try:
-    job.run_job(config, _DATA.value, _WORKDIR.value, strict=_STRICT.value)
+    job.run_job(config, _DATA.value, _WORKDIR.value, strict=_STRICT.value,
+                max_hours=_MAX_HOURS.value)
   except layout.DatasetError as e:
     common.fail_lines(e.problems)
   except (SubmissionError, WorkdirError) as e:
