@@ -4,8 +4,11 @@ The baseline trains on random batches of 640-d vectors (5 consecutive log-mel fr
 from every training clip of a machine type, for many epochs. Held in memory those vectors cost
 ~2.5 kB per frame, so a DCASE-size machine type would not fit; this store keeps each clip's
 frames once, time-major float32 (128 numbers a row), in one file, and builds any batch of
-vectors from it. The file is read through a memory map whose pages are handed back after each
-batch (`release`), so the resident memory stays that of one batch whatever the data size.
+vectors from it. The file is read through a memory map whose pages are handed back once the
+batches read since may hold RESIDENT_BYTES of it (`release`), so the resident memory stays
+bounded whatever the data size. Each hand-back costs the page faults of reading those pages
+again (~2 ms per 256-vector batch on 2 cores), so a file smaller than the bound is never
+handed back.
 """
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ import numpy as np
 from asd_jax.audio.logmel import N_MELS
 
 FRAMES = 5  # consecutive log-mel frames stacked into one input vector
+RESIDENT_BYTES = 64 << 20  # of a store's file mapped into this process at most (about)
+PAGE = mmap.PAGESIZE
 
 
 class FrameStore:
@@ -29,6 +34,7 @@ class FrameStore:
     self._rows = 0
     self._file = open(path, 'wb')
     self._map: mmap.mmap | None = None
+    self._touched = 0  # bytes of pages the reads since the last hand-back may have mapped
 
   def append(self, frames: np.ndarray, domain: str, name: str) -> None:
     """Adds one clip's [128, T] log-mel; `name` is what a too-short clip's error names."""
@@ -60,6 +66,7 @@ class FrameStore:
     """[..., 640] the vectors that start at rows `starts` (any shape): frame t, t+1, ... t+4
     side by side, as `autoencoder.stacked_vectors` lays them out."""
     rows = starts[..., None] + np.arange(FRAMES)
+    self._touched += starts.size * 2 * PAGE  # a vector's 2560 bytes span at most 2 pages
     return self._frames[rows].reshape(*starts.shape, FRAMES * N_MELS)
 
   def clip_vectors(self, index: int) -> np.ndarray:
@@ -68,9 +75,11 @@ class FrameStore:
     return self.vectors(np.arange(first, first + count - FRAMES + 1))
 
   def release(self) -> None:
-    """Hands the pages read so far back to the page cache (they leave this process's RSS)."""
-    if self._map is not None:
+    """Hands the pages read so far back to the page cache (they leave this process's RSS)
+    once they may add up to RESIDENT_BYTES."""
+    if self._map is not None and min(self._touched, len(self._map)) >= RESIDENT_BYTES:
       self._map.madvise(mmap.MADV_DONTNEED)
+      self._touched = 0
 
   def close(self) -> None:
     """Closes and deletes the file."""
