@@ -30,9 +30,11 @@ SECONDS_PER_AUDIO_SECOND = {  # work that is one pass over the audio, per clip-s
     'reference, score, evaluate': 0.0015,
 }
 SECONDS_PER_AE_VECTOR_EPOCH = 2.0e-6  # one AE training vector through one epoch, per core
-# The encoders' matmuls: the official BEATs-base forward ran at 80-120 GFLOP/s on these 2 cores
-# (docs/performance.md); the tiny default's are a small share of its embed time above.
-ENCODER_FLOPS_PER_SECOND = 1e11
+# The encoders' FLOPs per second of work: the report's configuration with full-size random
+# encoders (benchmarks/full_size_run.py, docs/performance.md) embedded a 10-s two-channel clip in
+# ~4 s per branch (187 GFLOP) and took ~18 s a training step at batch 2 (~1.1 TFLOP) on these
+# 2 cores: 50-60 GFLOP/s. The tiny default's matmuls are a small share of its embed time above.
+ENCODER_FLOPS_PER_SECOND = 5e10
 TRAIN_STEP_FACTOR = 3.0  # a training step's cost over a forward pass of the same crops
 CHECKPOINT_ALLOWANCE = 300e6  # bytes a branch's checkpoints and pre-trained encoder may take
 
