@@ -22,14 +22,16 @@ from asd_jax.io import WorkdirError
 from asd_jax.scoring import clip_banks
 from asd_jax.train import pretrain
 
-# Measured on 2 cores (AMD EPYC), default configuration (benchmarks/scale_run.py at 16x):
+# Measured on 2 cores (AMD EPYC), default configuration, 5 120 four-second clips
+# (benchmarks/scale_run.py at 4x; docs/performance.md "Scale"):
 SECONDS_PER_AUDIO_SECOND = {  # work that is one pass over the audio, per clip-second
-    'check audio': 0.0002,
-    'embed': 0.009,  # per branch and crop-second: decoding, front end, clip banks, dispatch
-    'baselines log-mel': 0.0035,
-    'reference, score, evaluate': 0.0015,
+    'check audio': 0.0003,
+    'embed': 0.0016,  # per branch and crop-second besides the encoder's FLOPs: decoding,
+    #                   front end, clip banks, dispatch
+    'baselines log-mel': 0.0015,  # per core
+    'reference, score, evaluate': 0.00025,
 }
-SECONDS_PER_AE_VECTOR_EPOCH = 2.0e-6  # one AE training vector through one epoch, per core
+SECONDS_PER_AE_VECTOR_EPOCH = 2.6e-5  # one AE training vector through one epoch, per core
 # The encoders' FLOPs per second of work: the report's configuration with full-size random
 # encoders (benchmarks/full_size_run.py, docs/performance.md) embedded a 10-s two-channel clip in
 # ~4 s per branch (187 GFLOP) and took ~18 s a training step at batch 2 (~1.1 TFLOP) on these
@@ -110,12 +112,12 @@ def estimate(config, manifest, workdir: str, reusable: int = 0) -> Footprint:
                 / ENCODER_FLOPS_PER_SECOND)
     banks = len(clip_banks.of_branch(config.score.clip_banks, branch))
     write += len(clips) * (config.model.embed_dim + 256 * banks) * 4 * 2  # float32, 2 modes
-  if config.baseline.epochs:
+  if config.baseline.epochs:  # one machine type per core at once
     write += frames * N_MELS * 4  # the training log-mels wait on disk (frame_store.py)
-    seconds += audio * SECONDS_PER_AUDIO_SECOND['baselines log-mel']
     cores = config.baseline.concurrent_machines or os.cpu_count() or 1
-    seconds += vectors * config.baseline.epochs * SECONDS_PER_AE_VECTOR_EPOCH / min(
-        cores, max(len(manifest.machines), 1))
+    seconds += (audio * SECONDS_PER_AUDIO_SECOND['baselines log-mel']
+                + vectors * config.baseline.epochs * SECONDS_PER_AE_VECTOR_EPOCH) / min(
+                    cores, max(len(manifest.machines), 1))
   write += len(clips) * 200 * 8  # submission and evaluation rows of 8 systems
   data = sum(os.path.getsize(c.path) for c in clips)
   os.makedirs(workdir, exist_ok=True)

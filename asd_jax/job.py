@@ -328,7 +328,7 @@ class Job:
   @property
   def baseline_cache(self) -> str:
     """Where the baselines' training log-mels wait while their AEs train (emptied after)."""
-    return os.path.join(self.workdir, 'cache', 'baselines')
+    return os.path.join(self.workdir, 'baseline_frames')
 
   def baselines(self, manifest) -> list[str]:
     outputs = [self.submission_dir(s) for s in BASELINES]

@@ -68,7 +68,7 @@ def test_run_writes_every_output_and_resumes(data, tmp_path, capsys):
                                                             'reference', 'total'}
   assert sorted(os.listdir(os.path.join(workdir, 'pretrained'))) == ['audiomae', 'beats']
   # the footprint said before the stages ran covers what they wrote; memory.json has each stage
-  assert re.search(r'\n24 clips, 0\.0 h of audio \(0\.00 GB\): the run writes up to ', out)
+  assert re.search(r'\n46 clips, 0\.0 h of audio \(0\.00 GB\): the run writes up to ', out)
   estimate = footprint.estimate(tiny_config(), layout.scan_dataset(data), workdir)
   assert 0 < workdir_lib.output_bytes(workdir) <= estimate.write_bytes
   with open(os.path.join(workdir, 'memory.json')) as f:
