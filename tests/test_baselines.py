@@ -27,7 +27,7 @@ def test_frame_store_gives_the_stacked_vectors_of_each_clip(tmp_path, monkeypatc
   any batch shape, before and after the pages are handed back (a bound of one page here, so
   every release does); a clip of 4 frames is a one-line error naming it; close deletes the
   file."""
-  monkeypatch.setattr(frame_store, 'RESIDENT_BYTES', frame_store.PAGE)
+  monkeypatch.setattr(frame_store, 'RESIDENT_BYTES', 1)
   rng = np.random.default_rng(1)
   clips = [(_frames(rng, n), d) for n, d in ((9, 'source'), (5, 'source'), (12, 'target'))]
   store = _store(tmp_path, clips)

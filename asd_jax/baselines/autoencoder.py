@@ -133,7 +133,7 @@ class _DomainMoments:
 
 
 def train_autoencoder(store: FrameStore, epochs: int, batch_size: int, learning_rate: float,
-                      seed: int, chunk_steps: int = 8) -> TrainedAE:
+                      seed: int, chunk_steps: int = 4) -> TrainedAE:
   """Fits the AE on every vector of the store's clips, then the per-domain error covariances.
 
   Each epoch is a fresh permutation of all vectors cut into full batches (the last partial

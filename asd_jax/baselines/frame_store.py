@@ -6,9 +6,9 @@ from every training clip of a machine type, for many epochs. Held in memory thos
 frames once, time-major float32 (128 numbers a row), in one file, and builds any batch of
 vectors from it. The file is read through a memory map whose pages are handed back once the
 batches read since may hold RESIDENT_BYTES of it (`release`), so the resident memory stays
-bounded whatever the data size. Each hand-back costs the page faults of reading those pages
-again (~2 ms per 256-vector batch on 2 cores), so a file smaller than the bound is never
-handed back.
+that of a chunk of batches whatever the data size. Each hand-back costs the page faults of
+reading those pages again (~2 ms per 256-vector batch on 2 cores), so a file smaller than the
+bound is never handed back.
 """
 from __future__ import annotations
 
@@ -20,8 +20,10 @@ import numpy as np
 from asd_jax.audio.logmel import N_MELS
 
 FRAMES = 5  # consecutive log-mel frames stacked into one input vector
-RESIDENT_BYTES = 64 << 20  # of a store's file mapped into this process at most (about)
-PAGE = mmap.PAGESIZE
+RESIDENT_BYTES = 32 << 20  # of a store's file mapped into this process, about, between reads
+# Linux maps up to 64 KiB of cached file around each page fault (fault_around_bytes), and
+# MADV_RANDOM does not stop it on every kernel: a vector read can map that much.
+FAULT_AROUND = 64 << 10
 
 
 class FrameStore:
@@ -66,7 +68,7 @@ class FrameStore:
     """[..., 640] the vectors that start at rows `starts` (any shape): frame t, t+1, ... t+4
     side by side, as `autoencoder.stacked_vectors` lays them out."""
     rows = starts[..., None] + np.arange(FRAMES)
-    self._touched += starts.size * 2 * PAGE  # a vector's 2560 bytes span at most 2 pages
+    self._touched += starts.size * FAULT_AROUND
     return self._frames[rows].reshape(*starts.shape, FRAMES * N_MELS)
 
   def clip_vectors(self, index: int) -> np.ndarray:
