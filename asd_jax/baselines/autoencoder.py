@@ -152,12 +152,10 @@ def train_autoencoder(store: FrameStore, epochs: int, batch_size: int, learning_
     for first in range(0, steps, chunk_steps):
       batches = store.vectors(starts[order[first:first + chunk_steps]])
       params, stats, opt_state = _train_steps(params, stats, opt_state, batches, learning_rate)
-      store.release()
   trained = TrainedAE({'params': params, 'batch_stats': stats}, {})
   moments: dict[str, _DomainMoments] = {}
   for index, domain in enumerate(store.domains):
     moments.setdefault(domain, _DomainMoments()).add(trained.errors(store.clip_vectors(index)))
-    store.release()
   for domain in sorted(moments):
     trained.precisions[domain] = pinvh(moments[domain].covariance())
   return trained

@@ -66,7 +66,9 @@ class FrameStore:
 
   def vectors(self, starts: np.ndarray) -> np.ndarray:
     """[..., 640] the vectors that start at rows `starts` (any shape): frame t, t+1, ... t+4
-    side by side, as `autoencoder.stacked_vectors` lays them out."""
+    side by side, as `autoencoder.stacked_vectors` lays them out. The pages of earlier reads
+    are handed back first once they may exceed the bound."""
+    self.release()
     rows = starts[..., None] + np.arange(FRAMES)
     self._touched += starts.size * FAULT_AROUND
     return self._frames[rows].reshape(*starts.shape, FRAMES * N_MELS)
