@@ -5,8 +5,8 @@ one line before any stage works on it. Space is counted from what the stages wri
 embeddings, the baselines' log-mel cache, checkpoints, submissions); time is an estimate from
 the per-unit costs of the default configuration measured on 2 CPU cores (AMD EPYC,
 benchmarks/scale_run.py, docs/performance.md), with the encoders' matmuls counted from their
-sizes at the rate the full-size encoders reached on those cores. On a faster machine or an accelerator the
-run is quicker; the estimate is meant to say "minutes" or "days", not to be a stopwatch.
+sizes at the rate the full-size encoders reached on those cores. On a faster machine or an
+accelerator the run is quicker; the estimate is meant to say "minutes" or "days", not to be a stopwatch.
 """
 from __future__ import annotations
 
@@ -16,9 +16,8 @@ import shutil
 
 from asd_jax.audio.logmel import HOP, N_MELS
 from asd_jax.baselines.frame_store import FRAMES
-from asd_jax.encoders import checkpoint
-from asd_jax.encoders.config import AudioMAEConfig, BeatsConfig, config_from_json
 from asd_jax.io import WorkdirError
+from asd_jax.model import build
 from asd_jax.scoring import clip_banks
 from asd_jax.train import pretrain
 
@@ -68,15 +67,7 @@ def duration(seconds: float) -> str:
 def encoder_macs_per_second(config, branch: str) -> float:
   """Multiply-adds of one encoder forward pass per second of one channel: patch tokens × the
   layers' weight matmuls plus attention (which grows with the crop)."""
-  spec = config[branch]
-  path = os.path.join(spec.checkpoint, checkpoint.CONFIG_FILE) if spec.checkpoint else ''
-  if path and os.path.isfile(path):
-    with open(path) as f:
-      arch = config_from_json(f.read())
-  elif branch == 'beats':
-    arch = BeatsConfig(**dict(spec.tiny))
-  else:
-    arch = AudioMAEConfig(**dict(spec.tiny))
+  arch = build.architecture(config, branch)
   seconds = config.data.clip_seconds
   rows = arch.num_mel_bins // arch.patch_size
   if arch.kind == 'beats':

@@ -52,14 +52,19 @@ def save_converted(path: str, params, config: EncoderConfig) -> None:
     shutil.rmtree(staging, ignore_errors=True)
 
 
+def read_config(path: str) -> EncoderConfig:
+  """The architecture a converted folder describes, without loading its weights."""
+  with open(os.path.join(path, CONFIG_FILE)) as f:
+    return config_from_json(f.read())
+
+
 def load_converted(path: str):
   """Returns (params as NumPy arrays, config) of a folder written by `save_converted`."""
   if not is_converted_dir(path):
     raise FileNotFoundError(f'{path}: not a converted encoder checkpoint (expected {CONFIG_FILE} '
                             f'and {PARAMS_DIR}/; make one with python -m checkpoints_convert)')
   provenance.note_files(path)
-  with open(os.path.join(path, CONFIG_FILE)) as f:
-    config = config_from_json(f.read())
+  config = read_config(path)
   with ocp.StandardCheckpointer() as checkpointer:
     params = checkpointer.restore(os.path.abspath(os.path.join(path, PARAMS_DIR)))
   return params, config

@@ -9,7 +9,7 @@ import ml_collections
 
 from asd_jax.audio import SAMPLE_RATE
 from asd_jax.encoders import lora as lora_lib
-from asd_jax.encoders.checkpoint import load_converted
+from asd_jax.encoders.checkpoint import load_converted, read_config
 from asd_jax.encoders.config import AudioMAEConfig, BeatsConfig, LoRAConfig
 from asd_jax.encoders.encoder import build_module, front_end_preset
 from asd_jax.encoders.layers import REMAT_POLICIES
@@ -88,10 +88,19 @@ def encoder_config(config: ml_collections.ConfigDict, branch: str):
       raise ConfigError(f'config.{branch}.checkpoint: {spec.checkpoint} holds a {arch.kind} '
                         'encoder')
     return arch, params
+  return architecture(config, branch), None
+
+
+def architecture(config: ml_collections.ConfigDict, branch: str):
+  """A branch's encoder architecture without loading weights: its converted folder's
+  config.json, or the random encoder's `tiny` sizes."""
+  spec = config[branch]
+  if spec.checkpoint:
+    return read_config(spec.checkpoint)
   tiny = dict(spec.tiny)
   arch = BeatsConfig(**tiny) if branch == 'beats' else AudioMAEConfig(**tiny)
   arch.validate()
-  return arch, None
+  return arch
 
 
 def build_branch(config: ml_collections.ConfigDict, branch: str, num_attributes: int):
