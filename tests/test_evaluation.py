@@ -96,7 +96,8 @@ def test_official_layouts_give_the_hand_computed_score(tmp_path, layout_kind):
   assert metrics.summarise(results)['official score'] == pytest.approx(HAND_OFFICIAL, abs=1e-12)
   rows = report.official_rows(results)
   assert rows[1] == ['section', *metrics.SECTION_COLUMNS]
-  assert rows[-1] == ['official score', '', pytest.approx(HAND_OFFICIAL, abs=1e-12)]
+  assert rows[-2] == ['official score', '', pytest.approx(HAND_OFFICIAL, abs=1e-12)]
+  assert rows[-1][0] == 'official score ci95'
 
 
 @pytest.mark.parametrize('change, message', [
@@ -196,12 +197,14 @@ def test_evaluate_command(tmp_path):
   good = run(sub, f'--result_csv={result_csv}')
   assert good.returncode == 0, good.stderr
   lines = good.stdout.splitlines()
-  assert lines[-1].split() == ['official', 'score', f'{100 * HAND_OFFICIAL:.2f}']
+  assert lines[-2].split() == ['official', 'score', f'{100 * HAND_OFFICIAL:.2f}']
+  assert lines[-1].split()[:3] == ['official', 'score', 'ci95']
   assert lines[2].split()[:5] == ['00', '81.25', '87.50', '75.00', '73.68']
   with open(result_csv) as f:
     rows = list(csv.reader(f))
   assert rows[0] == ['fan'] and rows[1] == ['section', *metrics.SECTION_COLUMNS]
-  assert float(rows[-1][2]) == pytest.approx(HAND_OFFICIAL, abs=1e-9)
+  assert rows[-2][0] == 'official score'
+  assert float(rows[-2][2]) == pytest.approx(HAND_OFFICIAL, abs=1e-9)
   bad = run(str(tmp_path / 'nothing'))
   assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1].endswith(
       'no such submission folder')
@@ -211,12 +214,14 @@ def test_official_score_over_several_machines_and_sections_is_computed_by_hand(t
   """Two machine types × two sections, written as submission files and flat ground truth: each
   section's AUC (source), AUC (target) and pAUC against sklearn on that section's clips alone,
   the official score the harmonic mean (scipy) of all twelve, the report's per-metric "All
-  (hmean)" rows over the four sections, and the official evaluator's mean rows (arithmetic,
-  harmonic, source, target) per machine and over everything."""
+  (hmean)" rows over the four sections, the official evaluator's mean rows (arithmetic,
+  harmonic, source, target) per machine and over everything, and its 'official score ci95'
+  against a brute-force jackknife (sklearn on every clip set with one clip left out; scores
+  rounded so that ties occur)."""
   rng = np.random.default_rng(3)
   gt, sub = tmp_path / 'gt', str(tmp_path / 'sub')
   gt.mkdir()
-  expected, per_machine = {}, {}
+  expected, per_machine, pooled = {}, {}, []
   for machine in ('fan', 'valve'):
     for section in ('00', '01'):
       names, labels, domains = [], [], []
@@ -228,7 +233,8 @@ def test_official_score_over_several_machines_and_sections_is_computed_by_hand(t
             labels.append(label)
             domains.append(domain)
       labels, domains = np.array(labels), np.array(domains)
-      scores = rng.normal(size=len(names)) + labels * rng.uniform(0.2, 1.5)
+      scores = np.round(rng.normal(size=len(names)) + labels * rng.uniform(0.2, 1.5), 1)
+      pooled.append((labels, scores))
       submission.write_section(sub, machine, section, names, scores, scores > 0.5)
       stem = f'{machine}_section_{section}_test.csv'
       (gt / f'ground_truth_{stem}').write_text(
@@ -270,4 +276,34 @@ def test_official_score_over_several_machines_and_sections_is_computed_by_hand(t
   assert len(means) == len(wanted) == 12
   for row, values in zip(means, wanted):
     assert row[2:4] == pytest.approx(values, abs=1e-12), row[0]
-  assert rows[-1] == ['official score', '', pytest.approx(scipy.stats.hmean(every), abs=1e-12)]
+  assert rows[-2] == ['official score', '', pytest.approx(scipy.stats.hmean(every), abs=1e-12)]
+  labels, scores = (np.concatenate(arrays) for arrays in zip(*pooled))
+  assert rows[-1] == ['official score ci95', '',
+                      pytest.approx(_brute_force_ci95(labels, scores), rel=1e-9)]
+
+
+def _brute_force_ci95(labels, scores) -> float:
+  """The official evaluator's CI: for AUC and pAUC, sklearn on all clips but one for each clip,
+  σ = sqrt(Σ(θ_i − mean)² / (n(n − 1))), half-width t(0.975, n − 1)·σ; their mean."""
+  n = len(labels)
+  halves = []
+  for statistic in (roc_auc_score, lambda y, s: roc_auc_score(y, s, max_fpr=0.1)):
+    theta = np.array([statistic(np.delete(labels, i), np.delete(scores, i)) for i in range(n)])
+    sigma = np.sqrt(np.sum((theta - theta.mean()) ** 2) / (n * (n - 1)))
+    halves.append(scipy.stats.t.ppf(0.975, n - 1) * sigma)
+  return float(np.mean(halves))
+
+
+def test_leave_one_out_auc_and_pauc_equal_sklearn_on_each_reduced_set():
+  """The closed-form leave-one-out AUC (per clip) and the pAUC loop (per clip in descending
+  score order) against sklearn on each set with one clip removed; ties included. Tolerance 1e-12."""
+  rng = np.random.default_rng(5)
+  labels = (rng.random(120) < 0.3).astype(int)
+  scores = np.round(rng.normal(size=120) + labels, 1)
+  auc = [roc_auc_score(np.delete(labels, i), np.delete(scores, i)) for i in range(120)]
+  assert metrics.leave_one_out_auc(labels, scores) == pytest.approx(auc, abs=1e-12)
+  order = np.argsort(-scores, kind='stable')
+  pauc = [roc_auc_score(np.delete(labels, i), np.delete(scores, i), max_fpr=0.1) for i in order]
+  assert metrics.leave_one_out_pauc(labels, scores) == pytest.approx(pauc, abs=1e-12)
+  with pytest.raises(ValueError, match='at least 2 anomalous'):
+    metrics.leave_one_out_auc([0, 0, 1], [0.1, 0.2, 0.3])

@@ -75,7 +75,8 @@ def _means(results, label: str) -> list[list]:
 
 def official_rows(results: list[metrics.SectionResult]) -> list[list]:
   """One system's result table as the official evaluator writes <team>_result.csv: per machine
-  its sections' columns and mean rows, then the means over everything and the official score."""
+  its sections' columns and mean rows, then the means over everything, the official score and
+  (where the results carry their clips' labels and scores) its ci95."""
   out = []
   for machine in sorted({r.machine for r in results}):
     mine = [r for r in results if r.machine == machine]
@@ -89,6 +90,8 @@ def official_rows(results: list[metrics.SectionResult]) -> list[list]:
   out += _means(results, ' over all machine types, sections, and domains')
   out.append([])
   out.append([metrics.OFFICIAL_SCORE, '', metrics.summarise(results)[metrics.OFFICIAL_SCORE]])
+  if all(r.labels is not None for r in results):
+    out.append([metrics.OFFICIAL_CI95, '', metrics.official_ci95(results)])
   return out
 
 
