@@ -27,6 +27,7 @@ import jax
 import numpy as np
 
 from asd_jax import footprint, memory, provenance
+from asd_jax.audio import logmel as logmel_lib
 from asd_jax import workdir as workdir_lib
 from asd_jax.data import audio_check, layout, synthetic
 from asd_jax.data.ground_truth import SectionTruth
@@ -56,7 +57,11 @@ class Job:
     self.progress = progress
     self.timings: dict[str, float] = {}
     self.peak_rss_mb: dict[str, int] = {}
-    self._reference_features: dict[str, np.ndarray] = {}  # clip path -> log-mel statistics
+    # The baselines' log-mel statistics of each clip, kept for the reference stage: one array
+    # (rows by clip path), not an array a clip, which would pin freed heap between them.
+    self._reference_rows: dict[str, int] = {}
+    self._reference_features = np.empty((0, 0))
+    memory.keep_heap_compact()
     self.ledger = provenance.Ledger(self.workdir, config, writer=jax.process_index() == 0)
     self.synthetic = False  # the built-in dataset, made in W/data
     if jax.process_count() > 1:  # every process takes the same decisions on the same records
@@ -243,8 +248,8 @@ class Job:
           continue
         with self.recording(verdict, list(paths.values())) as run:
           c = run.config
-          trained = loop.load_trained(c, branch, manifest, self.workdir)
-          values = embed.extract(trained.model, trained.params, manifest.clips,
+          model, params = loop.load_for_inference(c, branch, manifest, self.workdir)
+          values = embed.extract(model, params, manifest.clips,
                                  loop.audio_config(c), c.embed.batch_size,
                                  clip_banks.of_branch(c.score.clip_banks, branch),
                                  c.data.num_workers, self.progress)
@@ -290,18 +295,27 @@ class Job:
     """[128, T] log-mel of the clip's baseline channel. Its per-bin statistics, the log-mel
     reference's features, are kept (256 numbers a clip), so the reference stage needs no second
     pass over the audio."""
-    from asd_jax.audio import logmel
-    frames = logmel.clip_log_mel(clip.path, config.baseline.channel, config.data.mono)
-    self._reference_features[clip.path] = logmel.frame_statistics(frames)
+    frames = logmel_lib.clip_log_mel(clip.path, config.baseline.channel, config.data.mono)
+    self._reference_features[self._reference_rows[clip.path]] = logmel_lib.frame_statistics(
+        frames)
     return frames
+
+  def keep_reference_features(self, manifest) -> None:
+    """Makes room for the log-mel statistics of every clip (`baseline_log_mel` fills it)."""
+    self._reference_rows = {clip.path: i for i, clip in enumerate(manifest.clips)}
+    self._reference_features = np.full((len(manifest.clips), 2 * logmel_lib.N_MELS), np.nan)
 
   def reference_features(self, config, clips) -> np.ndarray:
     """[n, 256] log-mel reference features of the clips: kept from the baselines, else read."""
     from asd_jax.baselines import logmel_reference
     channel, mono = config.baseline.channel, config.data.mono
-    return np.stack([self._reference_features[clip.path] if clip.path in self._reference_features
-                     else logmel_reference.clip_features(clip.path, channel, mono)
-                     for clip in clips])
+    out = np.empty((len(clips), 2 * logmel_lib.N_MELS))
+    for i, clip in enumerate(clips):
+      row = self._reference_rows.get(clip.path)
+      kept = None if row is None else self._reference_features[row]
+      out[i] = (kept if kept is not None and not np.isnan(kept[0])
+                else logmel_reference.clip_features(clip.path, channel, mono))
+    return out
 
   def baseline_machine(self, config, manifest, machine: str) -> tuple[dict, dict]:
     """One machine type's AE: trained on its normal clips, then ({machine: (test MSE scores,
@@ -315,12 +329,16 @@ class Job:
         store.append(self.baseline_log_mel(config, clip), clip.domain, clip.path)
       ae = autoencoder.train_autoencoder(store, c.epochs, c.batch_size, c.learning_rate,
                                          config.seed)
-      ref = np.array([ae.scores(store.clip_vectors(i)) for i in range(len(store))])
+      ref = np.empty((len(store), 2))
+      for i in range(len(store)):
+        ref[i] = ae.scores(store.clip_vectors(i))
     finally:
       store.close()
-    got = np.array([ae.scores(autoencoder.stacked_vectors(self.baseline_log_mel(config, x),
-                                                          x.path))
-                    for x in manifest.select(machine=machine, split='test')])
+    test = manifest.select(machine=machine, split='test')
+    got = np.empty((len(test), 2))
+    for i, clip in enumerate(test):
+      got[i] = ae.scores(autoencoder.stacked_vectors(self.baseline_log_mel(config, clip),
+                                                     clip.path))
     mse, maha = ({machine: (got[:, column], gamma_threshold(
         ref[:, column], config.score.decision_quantile))} for column in (0, 1))
     return mse, maha
@@ -349,6 +367,7 @@ class Job:
         threads = run.config.baseline.concurrent_machines or os.cpu_count() or 1
         remove(self.baseline_cache)  # an interrupted run's files
         os.makedirs(self.baseline_cache)
+        self.keep_reference_features(manifest)
         with concurrent.futures.ThreadPoolExecutor(min(threads, len(manifest.machines))) as pool:
           futures = [pool.submit(self.baseline_machine, run.config, manifest, m)
                      for m in manifest.machines]

@@ -1,6 +1,5 @@
 """Banks read from whole clips (scoring/clip_banks.py), against brute force, and their place in
 the embed stage."""
-import dataclasses
 
 import jax
 import numpy as np
@@ -83,8 +82,8 @@ def test_fbank_level_reads_every_patch_of_the_whole_clip(clips, beats_branch, tm
   short = str(tmp_path / 'short.wav')
   sf.write(short, np.zeros((2000, 2), np.float32), 16000)
   with pytest.raises(pipeline.DatasetError, match=f'^{short}: 2000 samples are shorter than one'):
-    embed.read_clip_banks(model, banks, [dataclasses.replace(clips[0], path=short)], 'error',
-                          np.ones((1, 8), np.float32))
+    embed.read_clip_banks(embed.bank_readers(model, banks), [pipeline.read_wave(short, 'error')],
+                          [short], np.ones((1, 8), np.float32))
 
 
 def test_logmel_level_is_the_reference_features_of_the_near_channel(clips, beats_branch):

@@ -121,6 +121,14 @@ def window_offsets(num_samples: int, window: int, count: int) -> list[int]:
   return [int(round(room * i / (count - 1))) for i in range(count)]
 
 
+def eval_windows(wave: np.ndarray, audio: AudioConfig) -> np.ndarray:
+  """[W, C, num_samples]: the `audio.eval_windows` crops of a [C, S] wave (zero-padded when
+  shorter)."""
+  length = audio.num_samples
+  return np.stack([fit_length(wave, length, offset)
+                   for offset in window_offsets(wave.shape[1], length, audio.eval_windows)])
+
+
 class LoadEvalWindows(grain.MapTransform):
   """Evaluation: [W, C, num_samples], the clip's `eval_windows` crops (zero-padded when
   shorter)."""
@@ -129,11 +137,7 @@ class LoadEvalWindows(grain.MapTransform):
     self.audio = audio
 
   def map(self, record: dict) -> dict:
-    wave = read_wave(record.pop('path'), self.audio.mono)
-    length = self.audio.num_samples
-    record['wave'] = np.stack([
-        fit_length(wave, length, offset)
-        for offset in window_offsets(wave.shape[1], length, self.audio.eval_windows)])
+    record['wave'] = eval_windows(read_wave(record.pop('path'), self.audio.mono), self.audio)
     del record['sample_rate']
     return record
 

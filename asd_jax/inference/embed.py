@@ -2,6 +2,8 @@
 W/embeddings/<bank>_<mode>.npy, redone when their stage's inputs change: provenance.py)."""
 from __future__ import annotations
 
+from typing import Iterator
+
 import jax
 import numpy as np
 
@@ -17,14 +19,30 @@ def model_outputs(predict, params, clips: list[Clip], audio: pipeline.AudioConfi
   """Every output of `predict(params, wave [B, 2, S]) -> {name: [B, ...]}` for all clips, in
   evaluation mode (no augmentation), each the mean over the clip's `audio.eval_windows` crops;
   rows in the order of `clips`."""
-  from tqdm import tqdm
   records = [{'path': c.path, 'sample_rate': c.sample_rate, 'index': i}
              for i, c in enumerate(clips)]
-  batches = pipeline.padded_batches(
-      pipeline.eval_dataset(records, audio, batch_size, num_workers), batch_size)
+  batches = pipeline.eval_dataset(records, audio, batch_size, num_workers)
+  return collect_outputs(predict, params, batches, len(clips), batch_size, progress, desc)
+
+
+def wave_batches(waves, audio: pipeline.AudioConfig, batch_size: int) -> Iterator[dict]:
+  """The evaluation pipeline's batches ({'wave': [B, W, 2, S], 'index'}) from waves already in
+  memory (each [2, samples] float32 at 16 kHz), cropped as LoadEvalWindows crops a file."""
+  for start in range(0, len(waves), batch_size):
+    rows = waves[start:start + batch_size]
+    yield {'wave': np.stack([pipeline.eval_windows(np.asarray(w, np.float32), audio)
+                             for w in rows]),
+           'index': np.arange(start, start + len(rows))}
+
+
+def collect_outputs(predict, params, batches, count: int, batch_size: int,
+                    progress: bool = False, desc: str = 'predict') -> dict[str, np.ndarray]:
+  """`predict`'s outputs over `batches` (padded to `batch_size`, one compiled shape), each row
+  the mean over its crops, placed at the batch's 'index' rows of [count, ...] arrays."""
+  from tqdm import tqdm
   out: dict[str, np.ndarray] = {}
-  for batch in tqdm(batches, total=-(-len(clips) // batch_size), desc=desc, unit='batch',
-                    disable=not progress):
+  for batch in tqdm(pipeline.padded_batches(batches, batch_size), total=-(-count // batch_size),
+                    desc=desc, unit='batch', disable=not progress):
     wave = batch['wave']  # [B, W, 2, S]
     rows, windows = wave.shape[:2]
     valid = batch['valid']
@@ -32,61 +50,75 @@ def model_outputs(predict, params, clips: list[Clip], audio: pipeline.AudioConfi
     for name, value in outputs.items():
       value = value.reshape(rows, windows, *value.shape[1:]).mean(axis=1)
       if name not in out:
-        out[name] = np.zeros((len(clips), *value.shape[1:]), value.dtype)
+        out[name] = np.zeros((count, *value.shape[1:]), value.dtype)
       out[name][batch['index'][valid]] = value[valid]
   return out
 
 
-def extract(model, params, clips: list[Clip], audio: pipeline.AudioConfig, batch_size: int,
-            banks: list[clip_banks.ClipBank] = (), num_workers: int = 0,
-            progress: bool = True) -> dict[tuple[str, str], np.ndarray]:
-  """{(output, mode): [len(clips), E]} of a trained model in both channel modes (two-channel and
-  left-duplicated) from one encoder pass over both channels: 'embedding', and each clip bank of
-  `banks` read from the whole clips. With several JAX processes each embeds every P-th clip on
-  its own devices and all of them receive the whole table (an all-gather)."""
+def predictor(model, with_row_gate: bool):
+  """The jitted encoder pass: {(output, mode): [B, ...]} of both channel modes (two-channel and
+  left-duplicated) from one pass over both channels, and the two-channel row gate that the clip
+  banks need."""
 
   def predict(p, wave):
     out = model.apply({'params': p}, wave, left_duplicated=True)
     values = {('embedding', TWO_CHANNEL): out['embedding'],
               ('embedding', LEFT_DUPLICATED): out['embedding_left_duplicated']}
-    if banks:
+    if with_row_gate:
       values['row_gate', TWO_CHANNEL] = out['row_gate']
     return values
 
+  return jax.jit(predict)
+
+
+def extract(model, params, clips: list[Clip], audio: pipeline.AudioConfig, batch_size: int,
+            banks: list[clip_banks.ClipBank] = (), num_workers: int = 0,
+            progress: bool = True) -> dict[tuple[str, str], np.ndarray]:
+  """{(output, mode): [len(clips), E]} of a trained model in both channel modes: 'embedding',
+  and each clip bank of `banks` read from the whole clips. With several JAX processes each
+  embeds every P-th clip on its own devices and all of them receive the whole table (an
+  all-gather)."""
   processes, index = jax.process_count(), jax.process_index()
   mine_clips = clips[index::processes]
   show = progress and index == 0
-  mine = model_outputs(jax.jit(predict), params, mine_clips, audio, batch_size, num_workers,
-                       show, 'embed')
+  mine = model_outputs(predictor(model, bool(banks)), params, mine_clips, audio, batch_size,
+                       num_workers, show, 'embed')
   if banks:
-    mine.update(read_clip_banks(model, banks, mine_clips, audio.mono,
+    mine.update(read_clip_banks(bank_readers(model, banks),
+                                (pipeline.read_wave(c.path, audio.mono) for c in mine_clips),
+                                [c.path for c in mine_clips],
                                 mine.pop(('row_gate', TWO_CHANNEL)), show))
   if processes == 1:
     return mine
   return {key: gather_strided(rows, len(clips)) for key, rows in mine.items()}
 
 
-def read_clip_banks(model, banks: list[clip_banks.ClipBank], clips: list[Clip], mono: str,
-                    row_gates: np.ndarray, progress: bool = False
-                    ) -> dict[tuple[str, str], np.ndarray]:
-  """{(bank name, mode): [len(clips), F]}: each clip bank read from each whole clip (decoded
-  once for all banks), given the clip's `row_gates` [len(clips), rows] (its crops' gate per
-  patch row)."""
+def bank_readers(model, banks: list[clip_banks.ClipBank]) -> dict:
+  return {bank.name: bank.make_reader(model) for bank in banks}
+
+
+def read_clip_banks(readers: dict, waves, names: list[str], row_gates: np.ndarray,
+                    progress: bool = False) -> dict[tuple[str, str], np.ndarray]:
+  """{(bank name, mode): [len(names), F]}: each clip bank (`readers`, by name) read from each
+  whole clip's wave ([2, S], from the iterable `waves`: decoded once for all banks), given the
+  clip's `row_gates` [len(names), rows] (its crops' gate per patch row); `names` name the clips
+  in messages."""
   from tqdm import tqdm
-  readers = {bank.name: bank.make_reader(model) for bank in banks}
-  rows: dict[tuple[str, str], list] = {(name, mode): [] for name in readers
-                                       for mode in CHANNEL_MODES}
-  for clip, gate_of_row in tqdm(zip(clips, row_gates), total=len(clips), desc='clip banks',
-                                unit='clip', disable=not progress):
-    wave = pipeline.read_wave(clip.path, mono)
-    for name, read in readers.items():
+  out: dict[tuple[str, str], np.ndarray] = {}
+  for i, (wave, name, gate_of_row) in enumerate(tqdm(zip(waves, names, row_gates),
+                                                     total=len(names), desc='clip banks',
+                                                     unit='clip', disable=not progress)):
+    for bank, read in readers.items():
       try:
         values = read(wave, gate_of_row)
       except ValueError as e:
-        raise pipeline.DatasetError(f'{clip.path}: {e}') from None
+        raise pipeline.DatasetError(f'{name}: {e}') from None
       for mode in CHANNEL_MODES:
-        rows[name, mode].append(values[mode])
-  return {key: np.stack(values) for key, values in rows.items()}
+        if (bank, mode) not in out:  # one array for all clips: per-clip rows would fragment
+          first = np.asarray(values[mode])
+          out[bank, mode] = np.empty((len(names), *first.shape), first.dtype)
+        out[bank, mode][i] = values[mode]
+  return out
 
 
 def gather_strided(mine: np.ndarray, total: int) -> np.ndarray:

@@ -103,16 +103,22 @@ def architecture(config: ml_collections.ConfigDict, branch: str):
   return arch
 
 
+def branch_model(config: ml_collections.ConfigDict, arch, num_attributes: int,
+                 lora: LoRAConfig | None = None, remat: str = 'none') -> ASDModel:
+  """The ASDModel around an encoder architecture (no LoRA: an exported model, LoRA merged)."""
+  dtype = DTYPES[config.model.dtype]
+  return ASDModel(encoder=build_module(arch, lora, dtype, remat), preset=front_end_preset(arch),
+                  num_mel_bins=arch.num_mel_bins, num_attributes=num_attributes,
+                  embed_dim=config.model.embed_dim, pooling=config.model.pooling,
+                  gate_bias_init=config.model.gate_bias_init,
+                  frequency_rows=arch.num_mel_bins // arch.patch_size,
+                  leading_tokens=1 if arch.kind == 'audiomae' else 0, dtype=dtype)
+
+
 def build_branch(config: ml_collections.ConfigDict, branch: str, num_attributes: int):
   """(model, initial params): converted or seeded-random encoder + LoRA, fusion, heads."""
   arch, converted = encoder_config(config, branch)
-  dtype = DTYPES[config.model.dtype]
-  model = ASDModel(encoder=build_module(arch, lora_config(config), dtype, config.model.remat),
-                   preset=front_end_preset(arch), num_mel_bins=arch.num_mel_bins,
-                   num_attributes=num_attributes, embed_dim=config.model.embed_dim,
-                   pooling=config.model.pooling, gate_bias_init=config.model.gate_bias_init,
-                   frequency_rows=arch.num_mel_bins // arch.patch_size,
-                   leading_tokens=1 if arch.kind == 'audiomae' else 0, dtype=dtype)
+  model = branch_model(config, arch, num_attributes, lora_config(config), config.model.remat)
   samples = int(round(config.data.clip_seconds * SAMPLE_RATE))
   rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), ENCODER_KINDS.index(branch))
   params = jax.jit(lambda r: model.init(r, jnp.zeros((1, 2, samples), jnp.float32))['params'])(rng)

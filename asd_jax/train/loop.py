@@ -105,6 +105,19 @@ def load_trained(config, branch: str, manifest: Manifest, workdir: str) -> Branc
   return trained
 
 
+def load_for_inference(config, branch: str, manifest: Manifest, workdir: str):
+  """(model, params) of the trained branch for embedding: LoRA merged into the frozen kernels
+  and the model built without adapters, so the embed stage and an exported detector
+  (inference/detector.py) run the very same computation."""
+  from asd_jax.encoders.config import LoRAConfig
+  trained = load_trained(config, branch, manifest, workdir)
+  params = dict(trained.params)
+  params['encoder'] = lora_lib.merge_lora(params['encoder'], build.lora_config(config))
+  model = build.branch_model(config, trained.model.encoder.config, trained.model.num_attributes,
+                             LoRAConfig())
+  return model, params
+
+
 class MetricsLog:
   """Appends one JSON object per logged step; on resume drops lines past the checkpoint.
   Only process 0 writes (the other processes' logs would be the same lines)."""
