@@ -9,6 +9,7 @@ test distribution.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -39,58 +40,103 @@ def _own_bank_out_of_fold(train: np.ndarray, rows: np.ndarray, folds: int) -> np
   return out
 
 
-def mahalanobis_scores(train: np.ndarray, train_keys: list, test: np.ndarray, test_sections: list,
-                       folds: int = 5, bank_calibration: str = 'none'
-                       ) -> tuple[np.ndarray, np.ndarray]:
-  """(reference [n_train], test [n_test]) with banks keyed (section, domain).
+@dataclasses.dataclass(frozen=True)
+class MahalanobisReference:
+  """A machine type's fitted normal banks: {(section, domain): Gaussian}, each with its
+  calibration (RobustZ of its own out-of-fold distances, or None: the raw distance). A clip of a
+  section scores the minimum over that section's banks."""
+  banks: dict
+  calibrations: dict
 
-  A test clip takes the minimum over its section's banks (report §4.1). bank_calibration
-  'robust_z' first maps each bank's distances to robust z of that bank's own out-of-fold
-  distances, so a 10-clip target bank and a 1000-clip source bank compete on one scale.
-  A bank too small to fit (fewer than 2 clips; with 'robust_z', fewer than 3, which out-of-fold
-  calibration needs) is left out (logged); a section with no usable bank is an error.
+  def bank_scores(self, x: np.ndarray, section: str, skip=None) -> np.ndarray:
+    """[Q, banks of the section] calibrated distances (`skip`: a bank to leave out)."""
+    keys = [key for key in self.banks if key[0] == section and key != skip]
+    if not keys:
+      return np.full((len(x), 0), np.inf)
+    d = bank_mahalanobis(x, [self.banks[key] for key in keys])
+    return np.stack([_calibrated(self.calibrations[key], d[:, j]) for j, key in enumerate(keys)],
+                    axis=1)
+
+  def score(self, x: np.ndarray, sections: list) -> np.ndarray:
+    """[Q] minimum calibrated distance of each row to its section's banks."""
+    out = np.empty(len(x))
+    for section in sorted(set(sections)):
+      rows = [i for i, s in enumerate(sections) if s == section]
+      scores = self.bank_scores(x[rows], section)
+      if scores.shape[1] == 0:
+        raise _no_bank(section)
+      out[rows] = scores.min(axis=1)
+    return out
+
+
+def _no_bank(section: str) -> ValueError:
+  return ValueError(f'section {section}: no normal bank with enough clips (2; 3 with '
+                    "bank_calibration='robust_z')")
+
+
+def _calibrated(calibration, distances):
+  return distances if calibration is None else calibration(distances)
+
+
+def fit_mahalanobis(train: np.ndarray, train_keys: list, folds: int = 5,
+                    bank_calibration: str = 'none') -> tuple[np.ndarray, MahalanobisReference]:
+  """(reference scores [n_train], the fitted reference) with banks keyed (section, domain).
+
+  bank_calibration 'robust_z' first maps each bank's distances to robust z of that bank's own
+  out-of-fold distances, so a 10-clip target bank and a 1000-clip source bank compete on one
+  scale. A bank too small to fit (fewer than 2 clips; with 'robust_z', fewer than 3, which
+  out-of-fold calibration needs) is left out (logged). A training clip's reference score is
+  the minimum over its section's other banks and its own bank refitted without its fold.
   """
   if bank_calibration not in BANK_CALIBRATIONS:
     raise ValueError(f'bank_calibration must be one of {BANK_CALIBRATIONS}, '
                      f'not {bank_calibration!r}')
   banks = {key: np.asarray(rows) for key, rows in _banks(train_keys).items()}
   own = {key: _own_bank_out_of_fold(train, rows, folds) for key, rows in banks.items()}
-  fitted, calibrate = {}, {}
+  fitted, calibrations = {}, {}
   for key, rows in banks.items():
     if len(rows) < 2 or (bank_calibration == 'robust_z' and np.isnan(own[key]).any()):
       logging.warning('bank %s has %d clip(s); left out of the Mahalanobis banks', key, len(rows))
       continue
     fitted[key] = fit_ledoit_wolf(train[rows])
-    calibrate[key] = RobustZ.fit(own[key]) if bank_calibration == 'robust_z' else np.asarray
-
-  def section_scores(x, section, skip=None) -> np.ndarray:
-    """[Q, banks of the section] calibrated distances (`skip`: a bank to leave out)."""
-    keys = [key for key in fitted if key[0] == section and key != skip]
-    if not keys:
-      return np.full((len(x), 0), np.inf)
-    d = bank_mahalanobis(x, [fitted[key] for key in keys])
-    return np.stack([calibrate[key](d[:, j]) for j, key in enumerate(keys)], axis=1)
-
-  test_scores = np.empty(len(test))
-  for section in set(test_sections):
-    rows = [i for i, s in enumerate(test_sections) if s == section]
-    scores = section_scores(test[rows], section)
-    if scores.shape[1] == 0:
-      raise ValueError(f'section {section}: no normal bank with enough clips (2; 3 with '
-                       "bank_calibration='robust_z')")
-    test_scores[rows] = scores.min(axis=1)
+    calibrations[key] = RobustZ.fit(own[key]) if bank_calibration == 'robust_z' else None
+  unfitted = sorted({key[0] for key in banks} - {key[0] for key in fitted})
+  if unfitted:
+    raise _no_bank(unfitted[0])
+  fitted_reference = MahalanobisReference(fitted, calibrations)
   reference = np.empty(len(train))
   for key, rows in banks.items():
-    own_scaled = calibrate[key](own[key]) if key in fitted else own[key]
-    scores = np.concatenate([section_scores(train[rows], key[0], skip=key), own_scaled[:, None]],
-                            axis=1)
+    own_scaled = _calibrated(calibrations[key], own[key]) if key in fitted else own[key]
+    scores = np.concatenate([fitted_reference.bank_scores(train[rows], key[0], skip=key),
+                             own_scaled[:, None]], axis=1)
     scores = np.where(np.isnan(scores), np.inf, scores).min(axis=1)
     if not np.isfinite(scores).all():
       raise ValueError(f'bank {key}: too few clips for out-of-fold reference scores')
     reference[rows] = scores
-  return reference, test_scores
+  return reference, fitted_reference
 
 
-def knn_scores(train: np.ndarray, test: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
-  """(reference leave-one-out [n_train], test [n_test]) against one global bank."""
-  return knn_score(train, train, k, exclude_self=True), knn_score(test, train, k)
+def mahalanobis_scores(train: np.ndarray, train_keys: list, test: np.ndarray, test_sections: list,
+                       folds: int = 5, bank_calibration: str = 'none'
+                       ) -> tuple[np.ndarray, np.ndarray]:
+  """(reference [n_train], test [n_test]): `fit_mahalanobis`, then each test clip's minimum over
+  its section's banks (report §4.1); a section with no usable bank is an error."""
+  reference, fitted = fit_mahalanobis(train, train_keys, folds, bank_calibration)
+  return reference, fitted.score(test, test_sections)
+
+
+@dataclasses.dataclass(frozen=True)
+class KnnReference:
+  """A machine type's one global bank of normal embeddings: a clip scores its mean cosine
+  distance to the k nearest."""
+  bank: np.ndarray
+  k: int
+
+  def score(self, x: np.ndarray, sections=None) -> np.ndarray:
+    del sections  # one bank for every section
+    return knn_score(x, self.bank, self.k)
+
+
+def fit_knn(train: np.ndarray, k: int = 3) -> tuple[np.ndarray, KnnReference]:
+  """(reference scores [n_train], leave-one-out against the bank; the bank)."""
+  return knn_score(train, train, k, exclude_self=True), KnnReference(train, k)
