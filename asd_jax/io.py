@@ -38,3 +38,9 @@ def atomic_write_csv(path: str, rows) -> None:
   buffer = io.StringIO()
   csv.writer(buffer, lineterminator='\n').writerows(rows)
   atomic_write_text(path, buffer.getvalue())
+
+
+def folder_bytes(path: str) -> int:
+  """Bytes of the files under `path`."""
+  return sum(os.path.getsize(os.path.join(root, f))
+             for root, _, files in os.walk(path) for f in files)

@@ -23,6 +23,8 @@ import time
 
 from absl import app, flags
 
+from asd_jax.io import folder_bytes
+
 _WORKDIR = flags.DEFINE_string('workdir', 'scale_run', 'output folder')
 _SCALES = flags.DEFINE_list('scales', ['1', '4', '16'], 'multiples of the base size')
 _SET = flags.DEFINE_string('set', '', 'held-out set of research/heldout/families.py (its '
@@ -66,11 +68,6 @@ def write_data(folder: str, scale: int) -> tuple[int, float]:
     clips = synthetic.generate(folder, synthetic.SynthConfig(clip_seconds=_SECONDS.value,
                                                              **sizes))
   return clips, time.perf_counter() - start
-
-
-def folder_bytes(folder: str) -> int:
-  return sum(os.path.getsize(os.path.join(root, f))
-             for root, _, files in os.walk(folder) for f in files)
 
 
 def run_once(data: str, workdir: str) -> dict:
