@@ -28,3 +28,11 @@ def _prefer_fast_cpu_dots() -> None:
 
 
 _prefer_fast_cpu_dots()
+
+
+def __getattr__(name: str):
+  """`from asd_jax import Detector` without importing JAX for every `import asd_jax`."""
+  if name == 'Detector':
+    from asd_jax.inference.detector import Detector
+    return Detector
+  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

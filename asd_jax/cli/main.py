@@ -13,6 +13,8 @@ COMMANDS = {  # each the first line of the command's --help (tests/test_cli.py c
     'train': 'Train the configured encoder branches (LoRA, gated fusion, ArcFace heads).',
     'run': 'Run the whole job: train, embed, score, baselines, evaluate (resumable).',
     'status': 'Say which stages of a workdir are done, stale (and why) or missing.',
+    'export': 'Export a finished run as a detector folder that scores new recordings (asd-jax score).',
+    'score': 'Score WAV files and folders with an exported detector (asd-jax export).',
     'evaluate': 'Score a submission folder against ground truth as the official evaluator does.',
     'bench': 'Measure speed and memory of the JAX path against PyTorch in one run.',
 }

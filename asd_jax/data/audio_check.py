@@ -92,6 +92,23 @@ def content_problem(path: str) -> str | None:
   return None
 
 
+def file_problem(path: str, mono: str = 'error') -> str | None:
+  """A problem line for a single file that cannot be scored: unreadable, truncated, empty, not
+  two channels (one, with mono='duplicate'), NaN/Inf or silent; None when it is fine."""
+  try:
+    info = sf.info(path)
+  except (RuntimeError, sf.LibsndfileError) as e:
+    return f'{path}: unreadable audio ({str(e).splitlines()[0][-120:]})'
+  problem = wav_truncation(path)
+  if problem:
+    return problem
+  if info.frames == 0:
+    return f'{path}: contains no samples'
+  if info.channels != 2 and not (info.channels == 1 and mono == 'duplicate'):
+    return f'{path}: {info.channels} channel(s); expected 2 (near, far)'
+  return content_problem(path)
+
+
 def content_problems(paths, progress: bool = False) -> dict[str, str]:
   """{path: problem line} of `content_problem` over the files, in their order (a progress bar
   with `progress`)."""

@@ -1,0 +1,146 @@
+"""Score WAV files and folders with an exported detector (asd-jax export).
+
+asd-jax score --detector=D [--machine=M --section=00] [--output=F.csv] [--nostrict]
+              [--follow] PATH...
+
+One CSV row per clip (file, anomaly score, 0/1 decision), in the order given; folders are read
+recursively, in name order. Machine type and section come from DCASE-style names
+(<machine>/<split>/section_<ss>_...wav) or from --machine and --section. Each file gets the
+checks of `asd-jax inspect`: a truncated, unreadable, empty, NaN/Inf or silent file, or one of a
+machine type or section the detector does not know, stops the command in one line per file
+(--nostrict skips them and counts them). --follow keeps watching the folders and scores each
+new file once, when its size has stopped changing, appending to --output; Ctrl-C or SIGTERM
+stops it, and a restart scores only files not yet in --output.
+"""
+import os
+import signal
+import time
+
+from absl import flags
+
+from asd_jax.cli import common
+
+_DETECTOR = flags.DEFINE_string('detector', None, 'a folder written by `asd-jax export`',
+                                required=True)
+_MACHINE = flags.DEFINE_string('machine', None, 'machine type of every clip (default: from '
+                               'each file\'s folder)')
+_SECTION = flags.DEFINE_string('section', None, 'section of every clip, e.g. 00 (default: from '
+                               'each file\'s DCASE name)')
+_OUTPUT = flags.DEFINE_string('output', None, 'write the CSV here (default: print it)')
+_FOLLOW = flags.DEFINE_bool('follow', False, 'keep watching the folders and score new files as '
+                            'they appear (needs --output)')
+_POLL = flags.DEFINE_float('poll_seconds', 2.0, 'with --follow: how often the folders are read')
+_STRICT = common.define_strict_flag()
+
+HEADER = ['file', 'anomaly_score', 'decision']
+
+
+def wav_files(paths: list[str]) -> list[str]:
+  """The WAV files of `paths` (files as given, folders recursively in name order)."""
+  out = []
+  for path in paths:
+    if os.path.isdir(path):
+      found = [os.path.join(root, f) for root, _, files in os.walk(path) for f in files
+               if f.lower().endswith('.wav')]
+      out += sorted(found)
+    elif os.path.isfile(path):
+      out.append(path)
+    else:
+      common.fail(f'{path}: no such file or folder')
+  return out
+
+
+def problems(detector, paths: list[str]) -> dict[str, str]:
+  """{path: one line} of the files that cannot be scored."""
+  from asd_jax.data import audio_check
+  from asd_jax.inference.detector import clip_key
+  found = {}
+  for path in paths:
+    line = audio_check.file_problem(path, detector.config.data.mono)
+    if line is None:
+      try:
+        detector.check(*clip_key(path, _MACHINE.value, _SECTION.value), path)
+      except ValueError as e:
+        line = str(e)
+    if line:
+      found[path] = line
+  return found
+
+
+def score_files(detector, paths: list[str], progress: bool = True) -> list[list]:
+  """CSV rows of the files that pass the checks; a bad file fails the command unless
+  --nostrict, which skips and counts it."""
+  bad = problems(detector, paths)
+  if bad and _STRICT.value:
+    common.fail_lines(list(bad.values()))
+  if bad:
+    print(f'skipped {len(bad)} file(s) that cannot be scored (--nostrict); the first: '
+          f'{next(iter(bad.values()))}', file=__import__('sys').stderr)
+  good = [p for p in paths if p not in bad]
+  scores, decisions = detector.score(good, _MACHINE.value, _SECTION.value, progress=progress)
+  return [[p, repr(float(s)), int(d)] for p, s, d in zip(good, scores, decisions)]
+
+
+def main(argv):
+  from asd_jax.inference.detector import Detector
+  from asd_jax.io import WorkdirError, atomic_write_csv
+  targets = argv[1:]
+  if not targets:
+    common.fail('give the WAV files or folders to score')
+  if _FOLLOW.value and not _OUTPUT.value:
+    common.fail('--follow appends to --output: give --output=F.csv')
+  try:
+    detector = Detector.load(_DETECTOR.value)
+  except WorkdirError as e:
+    common.fail(str(e))
+  if _FOLLOW.value:
+    follow(detector, targets)
+    return
+  rows = score_files(detector, wav_files(targets))
+  if _OUTPUT.value:
+    atomic_write_csv(_OUTPUT.value, [HEADER, *rows])
+    print(f'{len(rows)} clips scored -> {_OUTPUT.value}')
+  else:
+    print(','.join(HEADER))
+    for row in rows:
+      print(','.join(str(v) for v in row))
+
+
+def follow(detector, targets: list[str]) -> None:
+  """Scores the files already there and then each new one, once its size is the same at two
+  reads in a row; rows are appended to --output, whose files count as done on a restart."""
+  import csv
+  stop = []
+  for sig in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(sig, lambda *_: stop.append(True))
+  done = set()
+  if os.path.exists(_OUTPUT.value):
+    with open(_OUTPUT.value, newline='') as f:
+      done = {row[0] for row in csv.reader(f) if row and row != HEADER}
+  else:
+    with open(_OUTPUT.value, 'w', newline='') as f:
+      csv.writer(f).writerow(HEADER)
+  print(f'following {", ".join(targets)} ({len(done)} files already in {_OUTPUT.value}); '
+        'Ctrl-C stops', flush=True)
+  sizes: dict[str, int] = {}
+  while not stop:
+    settled = []
+    for path in wav_files(targets):
+      if path in done:
+        continue
+      size = os.path.getsize(path)
+      if sizes.get(path) == size:
+        settled.append(path)
+      sizes[path] = size
+    if settled:
+      rows = score_files(detector, settled, progress=False)
+      with open(_OUTPUT.value, 'a', newline='') as f:
+        csv.writer(f).writerows(rows)
+        f.flush()
+        os.fsync(f.fileno())
+      done.update(settled)  # skipped files (--nostrict) are not retried either
+      print(f'scored {len(rows)} new file(s)', flush=True)
+    deadline = time.monotonic() + _POLL.value
+    while not stop and time.monotonic() < deadline:
+      time.sleep(0.1)
+  print(f'stopped; {len(done)} files in {_OUTPUT.value}', flush=True)

@@ -1,0 +1,380 @@
+"""A finished run as a detector for new recordings: `export` writes it, `Detector` scores with it.
+
+An exported folder D holds everything scoring needs and nothing of the dataset:
+- manifest.json: the system, its channel mode and branches, the machine types and sections it
+  knows, the package version, the source workdir and the identities of the stages it came from,
+  the creation time;
+- config.json: the run's config (model and audio settings);
+- branches/<branch>/: the trained model with LoRA merged into the frozen kernels (Orbax) and its
+  encoder architecture, in the converted-checkpoint form (encoders/checkpoint.py);
+- reference.json + reference.npz: per machine type the system's normal reference: Ledoit-Wolf
+  means and precisions (or the kNN bank) of the embedding and of each clip bank, every robust-z
+  calibration, the fusion weights and the decision threshold.
+The log-mel reference detector exports the same way with no branch folders.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import shutil
+import tempfile
+from typing import NamedTuple
+
+import numpy as np
+
+from asd_jax.io import WorkdirError
+from asd_jax.model.asd_model import TWO_CHANNEL
+from asd_jax.scoring import systems as systems_lib
+from asd_jax.scoring.calibration import RobustZ, gamma_threshold
+from asd_jax.scoring.ledoit_wolf import Gaussian
+from asd_jax.scoring.normal_reference import KnnReference, MahalanobisReference, fit_mahalanobis
+
+FORMAT = 1
+LOGMEL_SYSTEM = 'reference_logmel'
+# The log-mel reference's one "branch": the near channel's log-mel statistics.
+LOGMEL_FEATURES = 'logmel_statistics'
+MANIFEST, CONFIG, REFERENCE = 'manifest.json', 'config.json', 'reference'
+# Clips scored per pass over the encoders: bounds the waves held in memory at once.
+CHUNK_CLIPS = 256
+
+
+def exportable_systems(score_config) -> list[str]:
+  return [s.name for s in systems_lib.presets(score_config)] + [LOGMEL_SYSTEM]
+
+
+# --- the references as JSON + arrays -------------------------------------------------------
+
+_TYPES = {cls.__name__: cls for cls in (RobustZ, Gaussian, MahalanobisReference, KnnReference,
+                                        systems_lib.ScorePart, systems_lib.BranchReference,
+                                        systems_lib.MachineReference)}
+
+
+def _encode(value, arrays: dict):
+  """A JSON-able tree of `value` (the dataclasses above, dicts with tuple or str keys, lists,
+  numbers); arrays go to `arrays` under a fresh key."""
+  if isinstance(value, np.ndarray):
+    key = f'a{len(arrays)}'
+    arrays[key] = value
+    return {'__array__': key}
+  if dataclasses.is_dataclass(value):
+    return {'__type__': type(value).__name__,
+            **{f.name: _encode(getattr(value, f.name), arrays)
+               for f in dataclasses.fields(value)}}
+  if isinstance(value, dict):
+    return {'__items__': [[_encode(list(k) if isinstance(k, tuple) else k, arrays),
+                           _encode(v, arrays)] for k, v in value.items()]}
+  if isinstance(value, (list, tuple)):
+    return [_encode(v, arrays) for v in value]
+  if isinstance(value, (np.floating, np.integer)):
+    return value.item()
+  return value
+
+
+def _decode(tree, arrays):
+  if isinstance(tree, list):
+    return tuple(_decode(v, arrays) for v in tree)
+  if not isinstance(tree, dict):
+    return tree
+  if '__array__' in tree:
+    return np.asarray(arrays[tree['__array__']])
+  if '__items__' in tree:
+    return {_decode(k, arrays): _decode(v, arrays) for k, v in tree['__items__']}
+  cls = _TYPES[tree['__type__']]
+  return cls(**{k: _decode(v, arrays) for k, v in tree.items() if k != '__type__'})
+
+
+# --- export ----------------------------------------------------------------------------------
+
+def export(workdir: str, output: str, system: str = 'task2_1', data_dir: str | None = None,
+           progress: bool = True) -> str:
+  """Writes the detector folder `output` from the finished run in `workdir` (its dataset: the
+  built-in one in W/data unless `data_dir`); returns `output`. Replaces an earlier export there
+  only once the new one is complete."""
+  import ml_collections
+  from asd_jax import job as job_lib
+  from asd_jax.data import layout
+  workdir = os.path.abspath(workdir)
+  config_path = os.path.join(workdir, 'config.json')
+  if not os.path.isfile(config_path):
+    raise WorkdirError(f'{workdir}: no config.json; not a workdir of `asd-jax run`')
+  with open(config_path) as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  if system not in exportable_systems(config.score):
+    raise WorkdirError(f'--system={system}: choose from {", ".join(exportable_systems(config.score))}')
+  job = job_lib.Job(config, workdir, progress=False)
+  job.synthetic = data_dir is None
+  data_dir = data_dir or os.path.join(workdir, 'data')
+  if not os.path.isdir(data_dir):
+    raise WorkdirError(f'{data_dir}: no dataset there (give the run\'s --data_dir)')
+  manifest = layout.scan_dataset(data_dir, strict=False)
+  checked = job.ledger.load('check audio')
+  manifest = layout.without_bad_audio(manifest, checked['result'] if checked else {}, False)
+  preset = {s.name: s for s in systems_lib.presets(config.score)}.get(system)
+  needed = ['reference'] if preset is None else [
+      *(f'embed {b}' for b in preset.branches), 'score']
+  states = dict(job.status(manifest))
+  missing = [f'{name} ({states.get(name, "not part of this run")})' for name in needed
+             if states.get(name) != 'done']
+  if missing:
+    raise WorkdirError(f'{workdir}: cannot export {system}: stage {", ".join(missing)}; finish '
+                       '`asd-jax run` on it first')
+  parent = os.path.dirname(os.path.abspath(output))
+  os.makedirs(parent, exist_ok=True)
+  staging = tempfile.mkdtemp(prefix=f'.{os.path.basename(output)}.tmp-', dir=parent)
+  try:
+    if preset is None:
+      references = _logmel_references(config, manifest, progress)
+      branches = []
+    else:
+      references = _system_references(config, manifest, workdir, preset)
+      branches = list(preset.branches)
+      for branch in branches:
+        _save_branch(config, branch, manifest, workdir, os.path.join(staging, 'branches', branch))
+    arrays: dict = {}
+    tree = _encode(references, arrays)
+    with open(os.path.join(staging, REFERENCE + '.json'), 'w') as f:
+      json.dump(tree, f)
+    np.savez(os.path.join(staging, REFERENCE + '.npz'), **arrays)
+    from asd_jax import __version__
+    sections = {m: sorted({c.section for c in manifest.select(machine=m)})
+                for m in manifest.machines}
+    info = {'format': FORMAT, 'system': system, 'branches': branches,
+            'channel_mode': None if preset is None else preset.channel_mode,
+            'machines': sections, 'package_version': __version__, 'source_workdir': workdir,
+            'source_stages': {name: job.ledger.identity(name) for name in needed},
+            'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}
+    with open(os.path.join(staging, MANIFEST), 'w') as f:
+      json.dump(info, f, indent=2)
+    with open(os.path.join(staging, CONFIG), 'w') as f:
+      json.dump(config.to_dict(), f, indent=2, default=str)
+    _replace(staging, os.path.abspath(output))
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+  return output
+
+
+def _replace(staging: str, path: str) -> None:
+  if os.path.exists(path) and not os.path.isfile(os.path.join(path, MANIFEST)):
+    raise WorkdirError(f'{path}: exists and is not an exported detector; refusing to replace it')
+  if os.path.exists(path):
+    old = path + '.old'
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(path, old)
+    os.replace(staging, path)
+    shutil.rmtree(old)
+  else:
+    os.replace(staging, path)
+
+
+def _system_references(config, manifest, workdir: str, system) -> dict:
+  """{machine: MachineReference} fitted on the run's own embeddings, as the score stage fits."""
+  from asd_jax.scoring import clip_banks
+  embeddings = {}
+  for branch in system.branches:
+    for bank in [None, *(b.name for b in clip_banks.of_branch(config.score.clip_banks, branch))]:
+      name = clip_banks.bank_name(branch, bank)
+      path = os.path.join(workdir, 'embeddings', f'{name}_{system.channel_mode}.npy')
+      embeddings[name, system.channel_mode] = np.load(path)
+  scorer = systems_lib.SystemScorer(manifest.clips, embeddings, config.score)
+  return {m: scorer.machine_reference(system, m)[0] for m in manifest.machines}
+
+
+def _logmel_references(config, manifest, progress: bool) -> dict:
+  """{machine: MachineReference} of the log-mel reference detector: raw Mahalanobis distances
+  (z = identity), as the reference stage scores."""
+  from tqdm import tqdm
+  from asd_jax.baselines import logmel_reference
+  out = {}
+  for machine in manifest.machines:
+    train = manifest.select(machine=machine, split='train')
+    features = np.stack([logmel_reference.clip_features(c.path, config.baseline.channel,
+                                                        config.data.mono)
+                         for c in tqdm(train, desc=f'log-mel {machine}', unit='clip',
+                                       disable=not progress)])
+    ref, fitted = fit_mahalanobis(features, [(c.section, c.domain) for c in train],
+                                  config.score.mahalanobis_folds, 'none')
+    identity = RobustZ(0.0, 1.0)
+    branch = systems_lib.BranchReference(
+        (systems_lib.ScorePart(LOGMEL_FEATURES, fitted, None),), identity)
+    out[machine] = systems_lib.MachineReference(
+        None, {LOGMEL_FEATURES: branch}, {LOGMEL_FEATURES: 1.0},
+        gamma_threshold(ref, config.score.decision_quantile))
+  return out
+
+
+def _save_branch(config, branch: str, manifest, workdir: str, path: str) -> None:
+  """The branch as the embed stage runs it (LoRA merged, loop.load_for_inference), with its
+  architecture and label count."""
+  from asd_jax.encoders import checkpoint
+  from asd_jax.train import loop
+  model, params = loop.load_for_inference(config, branch, manifest, workdir)
+  checkpoint.save_converted(path, params, model.encoder.config)
+  with open(os.path.join(path, 'labels.json'), 'w') as f:
+    json.dump({'num_attributes': model.num_attributes}, f)
+
+
+# --- scoring ---------------------------------------------------------------------------------
+
+class Scores(NamedTuple):
+  scores: np.ndarray  # [n] anomaly scores, higher = more anomalous
+  decisions: np.ndarray  # [n] 1 = anomalous (score above the machine type's threshold)
+
+
+class Detector:
+  """A system exported by `asd-jax export`, ready to score new clips.
+
+  >>> detector = Detector.load('detector')
+  >>> scores, decisions = detector.score(['fan/test/section_00_0001.wav'])
+  >>> detector.score(wave, machine='fan', section='00')  # wave [B, 2, S] float32 at 16 kHz
+  """
+
+  def __init__(self, path: str, info: dict, config, references: dict, branches: dict):
+    self.path = path
+    self.info = info
+    self.config = config
+    self.references = references  # machine -> MachineReference
+    self._branches = branches  # branch -> (model, params, predict, clip-bank readers)
+
+  @classmethod
+  def load(cls, path: str) -> 'Detector':
+    import ml_collections
+    from asd_jax.encoders import checkpoint
+    from asd_jax.encoders.config import LoRAConfig
+    from asd_jax.inference import embed
+    from asd_jax.model import build
+    from asd_jax.scoring import clip_banks
+    if not os.path.isfile(os.path.join(path, MANIFEST)):
+      raise WorkdirError(f'{path}: not an exported detector (no {MANIFEST}; make one with '
+                         '`asd-jax export`)')
+    with open(os.path.join(path, MANIFEST)) as f:
+      info = json.load(f)
+    if info.get('format') != FORMAT:
+      raise WorkdirError(f'{path}: detector format {info.get("format")}; this asd-jax reads '
+                         f'format {FORMAT}')
+    with open(os.path.join(path, CONFIG)) as f:
+      config = ml_collections.ConfigDict(json.load(f))
+    with open(os.path.join(path, REFERENCE + '.json')) as f:
+      tree = json.load(f)
+    with np.load(os.path.join(path, REFERENCE + '.npz')) as arrays:
+      references = _decode(tree, arrays)
+    branches = {}
+    for branch in info['branches']:
+      folder = os.path.join(path, 'branches', branch)
+      params, arch = checkpoint.load_converted(folder)
+      with open(os.path.join(folder, 'labels.json')) as f:
+        num_attributes = json.load(f)['num_attributes']
+      model = build.branch_model(config, arch, num_attributes, LoRAConfig())
+      banks = clip_banks.of_branch(config.score.clip_banks, branch)
+      branches[branch] = (model, params, embed.predictor(model, bool(banks)),
+                          embed.bank_readers(model, banks))
+    return cls(path, info, config, references, branches)
+
+  @property
+  def machines(self) -> dict[str, list[str]]:
+    """{machine type: its sections} the detector knows."""
+    return self.info['machines']
+
+  def features(self, waves) -> dict[str, np.ndarray]:
+    """{feature name: [n, F]} of waves (each [2, samples] float32 at 16 kHz) in the system's
+    channel mode: each branch's embedding and clip banks, or the log-mel statistics."""
+    from asd_jax.audio import logmel
+    from asd_jax.inference import embed
+    from asd_jax.scoring import clip_banks
+    if not self._branches:
+      channel = self.config.baseline.channel
+      return {LOGMEL_FEATURES: np.stack([logmel.frame_statistics(logmel.log_mel(w[channel]))
+                                         for w in waves])}
+    audio = self.audio
+    mode = self.info['channel_mode']
+    out = {}
+    for branch, (_, params, predict, readers) in self._branches.items():
+      values = embed.collect_outputs(predict, params,
+                                     embed.wave_batches(waves, audio, self.batch_size),
+                                     len(waves), self.batch_size)
+      if readers:
+        values.update(embed.read_clip_banks(readers, waves,
+                                            [f'clip {i}' for i in range(len(waves))],
+                                            values.pop(('row_gate', TWO_CHANNEL))))
+      for (output, m), array in values.items():
+        if m == mode:
+          out[clip_banks.bank_name(branch, None if output == 'embedding' else output)] = array
+    return out
+
+  @property
+  def audio(self):
+    from asd_jax.train import loop
+    return loop.audio_config(self.config)
+
+  @property
+  def batch_size(self) -> int:
+    return self.config.embed.batch_size
+
+  def check(self, machine: str, section: str, where: str) -> None:
+    if machine not in self.machines:
+      raise ValueError(f'{where}: machine type {machine!r} is unknown to this detector (it knows '
+                       f'{", ".join(self.machines)})')
+    if section not in self.machines[machine]:
+      raise ValueError(f'{where}: {machine} section {section} is unknown to this detector (it '
+                       f'knows sections {", ".join(self.machines[machine])})')
+
+  def score_waves(self, waves, machines: list[str], sections: list[str]) -> Scores:
+    """Scores of waves (a list of [2, samples] arrays, or [B, 2, S]) whose machine types and
+    sections are given per clip."""
+    features = self.features(waves)
+    scores = np.empty(len(waves))
+    decisions = np.empty(len(waves), np.int64)
+    for machine in sorted(set(machines)):
+      rows = np.array([i for i, m in enumerate(machines) if m == machine])
+      reference = self.references[machine]
+      scores[rows] = reference.score({k: v[rows] for k, v in features.items()},
+                                     [sections[i] for i in rows])
+      decisions[rows] = scores[rows] > reference.threshold
+    return Scores(scores, decisions)
+
+  def score(self, inputs, machine: str | None = None, section: str | None = None,
+            progress: bool = False) -> Scores:
+    """Scores of WAV files (a list of paths; machine type and section from their DCASE names
+    and folders unless given) or of waves [B, 2, S] float32 at 16 kHz (machine and section
+    required). Files are read CHUNK_CLIPS at a time."""
+    from asd_jax.data import pipeline
+    if isinstance(inputs, np.ndarray):
+      if machine is None or section is None:
+        raise ValueError('scoring waves needs machine= and section=')
+      if inputs.ndim != 3 or inputs.shape[1] != 2:
+        raise ValueError(f'waves must be [B, 2, samples], got shape {inputs.shape}')
+      self.check(machine, section, 'waves')
+      return self.score_waves(list(inputs), [machine] * len(inputs), [section] * len(inputs))
+    paths = [os.fspath(p) for p in inputs]
+    keys = [clip_key(p, machine, section) for p in paths]
+    for path, (m, s) in zip(paths, keys):
+      self.check(m, s, path)
+    from tqdm import tqdm
+    parts = []
+    for start in tqdm(range(0, len(paths), CHUNK_CLIPS), desc='score', unit='chunk',
+                      disable=not progress or len(paths) <= CHUNK_CLIPS):
+      chunk = slice(start, start + CHUNK_CLIPS)
+      waves = [pipeline.read_wave(p, self.config.data.mono) for p in paths[chunk]]
+      parts.append(self.score_waves(waves, [k[0] for k in keys[chunk]],
+                                    [k[1] for k in keys[chunk]]))
+    if not parts:
+      return Scores(np.empty(0), np.empty(0, np.int64))
+    return Scores(np.concatenate([p.scores for p in parts]),
+                  np.concatenate([p.decisions for p in parts]))
+
+
+def clip_key(path: str, machine: str | None = None, section: str | None = None
+             ) -> tuple[str, str]:
+  """(machine type, section) of a clip: the flags where given, else its DCASE name
+  (section_<ss>_...) and folder (<machine>/<split>/<file>)."""
+  from asd_jax.data import layout
+  if section is None:
+    try:
+      section = layout.parse_file_name(os.path.basename(path)).section
+    except layout.DatasetError:
+      raise ValueError(f'{path}: no DCASE name to take the section from; give --section') \
+          from None
+  if machine is None:
+    machine = os.path.basename(os.path.dirname(os.path.dirname(os.path.abspath(path))))
+  return machine, section
