@@ -232,7 +232,9 @@ class Job:
 
   def embed(self, manifest) -> dict:
     """{(bank, mode): [n_clips, E]} for every trained branch and both channel modes; a bank is
-    a branch's embedding or one of its clip banks (clip_banks.bank_name)."""
+    a branch's embedding or one of its clip banks (clip_banks.bank_name). Process 0 holds them
+    memory-mapped from W/embeddings: the stages between this one and scoring leave them on disk
+    (at 20 480 clips they are 140 MB)."""
     out = {}
     with self.stage('embed'):
       for branch in self.config.branches:
@@ -244,7 +246,7 @@ class Job:
                  for bank in banks}
         verdict = self.verdict(name, manifest)
         if verdict.done:
-          out.update({bank: np.load(path) for bank, path in paths.items()})
+          out.update({bank: np.load(path, mmap_mode='r') for bank, path in paths.items()})
           continue
         with self.recording(verdict, list(paths.values())) as run:
           c = run.config
@@ -253,10 +255,12 @@ class Job:
                                  loop.audio_config(c), c.embed.batch_size,
                                  clip_banks.of_branch(c.score.clip_banks, branch),
                                  c.data.num_workers, self.progress)
-          for (output, mode), array in values.items():
+          while values:
+            (output, mode), array = values.popitem()
             bank = (clip_banks.bank_name(branch, None if output == 'embedding' else output), mode)
             if jax.process_index() == 0:
               atomic_write_bytes(paths[bank], npy_bytes(array))
+              array = np.load(paths[bank], mmap_mode='r')
             out[bank] = array
     return out
 
