@@ -12,6 +12,7 @@ there, and batches are larger so the device is busy.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -284,6 +285,82 @@ def scoring_case(case: dict) -> dict:
               cpu_s_per_item=cpu / size['queries'])
 
 
+def random_detector(path: str, encoders: str, batch: int):
+  """Writes a task2_1 detector with random weights: the default config's shipped tiny encoders
+  ('tiny') or full-size BEATs and AudioMAE under configs/dcase2026.py ('full'); its references
+  fitted on the embeddings of 18 noise clips of one machine type (12 source, 6 target)."""
+  import jax
+  import jax.numpy as jnp
+  from asd_jax.configs import dcase2026, default
+  from asd_jax.encoders.config import LoRAConfig
+  from asd_jax.inference import detector as detector_lib
+  from asd_jax.model import build
+  from asd_jax.scoring import systems
+  config = (default if encoders == 'tiny' else dcase2026).get_config()
+  config.embed.batch_size = batch
+  branches = {}
+  for index, branch in enumerate(('beats', 'audiomae')):
+    if encoders == 'tiny':
+      arch = build.architecture(config, branch)
+    else:
+      from checkpoints_convert import convert
+      state, cfg = _official_state(branch, 12)
+      arch = (convert.convert_beats({'cfg': cfg, 'model': state}, 'bench') if branch == 'beats'
+              else convert.convert_audiomae({'model': state}, 'bench')).config
+    model = build.branch_model(config, arch, 4, LoRAConfig())
+    samples = int(round(config.data.clip_seconds * 16000))
+    params = jax.jit(lambda r: model.init(r, jnp.zeros((1, 2, samples)))['params'])(
+        jax.random.PRNGKey(index))
+    branches[branch] = (model, params)
+  system = systems.presets(config.score)[0]
+  info = {'system': system.name, 'channel_mode': system.channel_mode, 'machines': {'fan': ['00']}}
+  unfitted = detector_lib.Detector.from_models(info, config, {}, branches)
+  rng = np.random.default_rng(1)
+  noise = list(rng.uniform(-0.5, 0.5, (18, 2, 160000)).astype(np.float32))
+  features = unfitted.features(noise)
+  clips = [argparse.Namespace(machine='fan', split='train', section='00',
+                              domain='source' if i < 12 else 'target') for i in range(18)]
+  scorer = systems.SystemScorer(clips, {(name, system.channel_mode): values
+                                        for name, values in features.items()}, config.score)
+  references = {'fan': scorer.machine_reference(system, 'fan')[0]}
+  detector_lib.write(path, info, config, references, branches)
+
+
+def detector_case(case: dict) -> dict:
+  """Scoring new recordings with an exported task2_1 detector (random_detector): load + first
+  call (compile) seconds, clips/s for `batch` 10-s two-channel clips, the detector folder's size,
+  and the same models' encoder forward alone on the same waves, so the overhead of scoring over
+  the forward is its own figure."""
+  import tempfile
+  from asd_jax.inference import detector as detector_lib
+  from asd_jax.inference import embed
+  from asd_jax.io import folder_bytes
+  size, batch = SIZES[case['size']], case['batch']
+  waves = list(np.random.default_rng(0).uniform(-0.5, 0.5, (batch, 2, int(size['seconds'] * 16000))
+                                                ).astype(np.float32))
+  machines, sections = ['fan'] * batch, ['00'] * batch
+  with tempfile.TemporaryDirectory() as folder:
+    path = os.path.join(folder, 'detector')
+    random_detector(path, case['encoders'], batch)
+    start = time.perf_counter()
+    detector = detector_lib.Detector.load(path)
+    detector.score_waves(waves, machines, sections)
+    load_s = time.perf_counter() - start
+    detector_mb = folder_bytes(path) / 1e6
+  _, score_s, cpu = _timed(lambda: detector.score_waves(waves, machines, sections),
+                           size['repeats'])
+
+  def forward():
+    for _, params, predict, _ in detector.models.values():
+      embed.collect_outputs(predict, params, embed.wave_batches(waves, detector.audio, batch),
+                            batch, batch)
+
+  _, forward_s, _ = _timed(forward, size['repeats'])
+  return dict(compile_s=load_s, step_s=score_s, clips_per_s=batch / score_s,
+              cpu_s_per_item=cpu / batch, forward_clips_per_s=batch / forward_s,
+              overhead=score_s / forward_s - 1, detector_mb=detector_mb)
+
+
 def matmul_case(case: dict) -> dict:
   """Measured float32 matmul peak of this machine at JAX's default precision (the best of JAX
   and NumPy on a CPU; TF32 tensor cores on a recent GPU), with the XLA CPU flags that
@@ -302,7 +379,7 @@ def matmul_case(case: dict) -> dict:
 
 
 CASES = {'encoder': encoder_case, 'train': train_case, 'scoring': scoring_case,
-         'matmul': matmul_case}
+         'detector': detector_case, 'matmul': matmul_case}
 
 
 def run_in_subprocess(case: dict, timeout: float) -> dict:
@@ -338,6 +415,9 @@ def plan(size_name: str, torch_available: bool, reference: str | None,
   for method in ('knn', 'mahalanobis'):
     for framework in ('jax', 'sklearn'):
       cases.append({'kind': 'scoring', 'method': method, 'framework': framework})
+  for encoders in ('tiny', 'full') if size_name.startswith('full') else ('tiny',):
+    cases.append({'kind': 'detector', 'encoders': encoders, 'batch': size['batches'][-1],
+                  'framework': 'jax'})
   for case in cases:
     case.update(size=size_name, platform=platform)
   return cases
@@ -352,6 +432,8 @@ def label(case: dict) -> str:
     return f'LoRA train step (BEATs){remat}'
   if case['kind'] == 'scoring':
     return f"{case['method']} scoring"
+  if case['kind'] == 'detector':
+    return f"detector scoring ({case['encoders']}) b={case['batch']}"
   return 'matmul peak'
 
 
@@ -426,6 +508,12 @@ def run_bench(quick: bool, json_path: str | None, reference: str | None, progres
   print(f"device: {report['device']} ({backend}), {os.cpu_count()} CPUs; "
         f'measured matmul peak {peak:.0f} GFLOP/s')
   print(table(report['results'], peak))
+  detectors = [r for r in report['results'] if r['case']['kind'] == 'detector' and 'overhead' in r]
+  for r in detectors:
+    print(f"{label(r['case'])}: load + compile {r['compile_s']:.1f} s, "
+          f"{r['clips_per_s']:.2f} clips/s against the encoder forward's "
+          f"{r['forward_clips_per_s']:.2f} (scoring overhead {100 * r['overhead']:.1f} %), "
+          f"folder {r['detector_mb']:.1f} MB, peak {r['peak_rss_mb']:.0f} MB")
   if json_path:
     atomic_write_text(json_path, json.dumps(report, indent=2))
   return report

@@ -36,12 +36,15 @@ def test_torch_mirror_matches_official_fixtures():
     {'kind': 'train', 'framework': 'jax', 'remat': 'full'},
     {'kind': 'scoring', 'method': 'knn', 'framework': 'jax'},
     {'kind': 'scoring', 'method': 'mahalanobis', 'framework': 'sklearn'},
+    {'kind': 'detector', 'encoders': 'tiny', 'batch': 2, 'framework': 'jax'},
 ])
 def test_bench_cases_run_at_toy_size(case):
   result = throughput.CASES[case['kind']]({**case, 'size': 'toy'})
   assert result['step_s'] > 0 and result['clips_per_s'] > 0 and result['cpu_s_per_item'] > 0
   if case.get('framework') == 'jax' and case['kind'] == 'encoder':
     assert result['gflop'] > 0
+  if case['kind'] == 'detector':
+    assert result['forward_clips_per_s'] > 0 and result['detector_mb'] > 0
 
 
 def test_plan_and_table():

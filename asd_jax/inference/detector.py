@@ -95,6 +95,7 @@ def export(workdir: str, output: str, system: str = 'task2_1', data_dir: str | N
   import ml_collections
   from asd_jax import job as job_lib
   from asd_jax.data import layout
+  from asd_jax.train import loop
   workdir = os.path.abspath(workdir)
   config_path = os.path.join(workdir, 'config.json')
   if not os.path.isfile(config_path):
@@ -102,7 +103,8 @@ def export(workdir: str, output: str, system: str = 'task2_1', data_dir: str | N
   with open(config_path) as f:
     config = ml_collections.ConfigDict(json.load(f))
   if system not in exportable_systems(config.score):
-    raise WorkdirError(f'--system={system}: choose from {", ".join(exportable_systems(config.score))}')
+    raise WorkdirError(f'--system={system}: choose from '
+                       f'{", ".join(exportable_systems(config.score))}')
   job = job_lib.Job(config, workdir, progress=False)
   job.synthetic = data_dir is None
   data_dir = data_dir or os.path.join(workdir, 'data')
@@ -120,30 +122,42 @@ def export(workdir: str, output: str, system: str = 'task2_1', data_dir: str | N
   if missing:
     raise WorkdirError(f'{workdir}: cannot export {system}: stage {", ".join(missing)}; finish '
                        '`asd-jax run` on it first')
+  if preset is None:
+    references, branches = _logmel_references(config, manifest, progress), {}
+  else:
+    references = _system_references(config, manifest, workdir, preset)
+    branches = {b: loop.load_for_inference(config, b, manifest, workdir) for b in preset.branches}
+  info = {'system': system, 'channel_mode': None if preset is None else preset.channel_mode,
+          'machines': {m: sorted({c.section for c in manifest.select(machine=m)})
+                       for m in manifest.machines},
+          'source_workdir': workdir,
+          'source_stages': {name: job.ledger.identity(name) for name in needed}}
+  return write(output, info, config, references, branches)
+
+
+def write(output: str, info: dict, config, references: dict, branches: dict) -> str:
+  """Writes a detector folder (replacing an earlier one only once complete): `info` (system,
+  channel_mode, machines: {machine: sections}, where it came from) completed with the format,
+  package version and time; `references` {machine: MachineReference}; `branches`
+  {branch: (model, params)} as loop.load_for_inference gives them."""
+  from asd_jax import __version__
+  from asd_jax.encoders import checkpoint
   parent = os.path.dirname(os.path.abspath(output))
   os.makedirs(parent, exist_ok=True)
   staging = tempfile.mkdtemp(prefix=f'.{os.path.basename(output)}.tmp-', dir=parent)
   try:
-    if preset is None:
-      references = _logmel_references(config, manifest, progress)
-      branches = []
-    else:
-      references = _system_references(config, manifest, workdir, preset)
-      branches = list(preset.branches)
-      for branch in branches:
-        _save_branch(config, branch, manifest, workdir, os.path.join(staging, 'branches', branch))
+    for branch, (model, params) in branches.items():
+      folder = os.path.join(staging, 'branches', branch)
+      checkpoint.save_converted(folder, params, model.encoder.config)
+      with open(os.path.join(folder, 'labels.json'), 'w') as f:
+        json.dump({'num_attributes': model.num_attributes}, f)
     arrays: dict = {}
     tree = _encode(references, arrays)
     with open(os.path.join(staging, REFERENCE + '.json'), 'w') as f:
       json.dump(tree, f)
     np.savez(os.path.join(staging, REFERENCE + '.npz'), **arrays)
-    from asd_jax import __version__
-    sections = {m: sorted({c.section for c in manifest.select(machine=m)})
-                for m in manifest.machines}
-    info = {'format': FORMAT, 'system': system, 'branches': branches,
-            'channel_mode': None if preset is None else preset.channel_mode,
-            'machines': sections, 'package_version': __version__, 'source_workdir': workdir,
-            'source_stages': {name: job.ledger.identity(name) for name in needed},
+    info = {'format': FORMAT, **info, 'branches': list(branches),
+            'package_version': __version__,
             'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}
     with open(os.path.join(staging, MANIFEST), 'w') as f:
       json.dump(info, f, indent=2)
@@ -204,17 +218,6 @@ def _logmel_references(config, manifest, progress: bool) -> dict:
   return out
 
 
-def _save_branch(config, branch: str, manifest, workdir: str, path: str) -> None:
-  """The branch as the embed stage runs it (LoRA merged, loop.load_for_inference), with its
-  architecture and label count."""
-  from asd_jax.encoders import checkpoint
-  from asd_jax.train import loop
-  model, params = loop.load_for_inference(config, branch, manifest, workdir)
-  checkpoint.save_converted(path, params, model.encoder.config)
-  with open(os.path.join(path, 'labels.json'), 'w') as f:
-    json.dump({'num_attributes': model.num_attributes}, f)
-
-
 # --- scoring ---------------------------------------------------------------------------------
 
 class Scores(NamedTuple):
@@ -230,21 +233,30 @@ class Detector:
   >>> detector.score(wave, machine='fan', section='00')  # wave [B, 2, S] float32 at 16 kHz
   """
 
-  def __init__(self, path: str, info: dict, config, references: dict, branches: dict):
-    self.path = path
+  def __init__(self, info: dict, config, references: dict, models: dict):
     self.info = info
     self.config = config
     self.references = references  # machine -> MachineReference
-    self._branches = branches  # branch -> (model, params, predict, clip-bank readers)
+    self.models = models  # branch -> (model, params, jitted encoder pass, clip-bank readers)
+
+  @classmethod
+  def from_models(cls, info: dict, config, references: dict, branches: dict) -> 'Detector':
+    """A detector from {branch: (model, params)} (loop.load_for_inference's form)."""
+    from asd_jax.inference import embed
+    from asd_jax.scoring import clip_banks
+    models = {}
+    for branch, (model, params) in branches.items():
+      banks = clip_banks.of_branch(config.score.clip_banks, branch)
+      models[branch] = (model, params, embed.predictor(model, bool(banks)),
+                        embed.bank_readers(model, banks))
+    return cls(info, config, references, models)
 
   @classmethod
   def load(cls, path: str) -> 'Detector':
     import ml_collections
     from asd_jax.encoders import checkpoint
     from asd_jax.encoders.config import LoRAConfig
-    from asd_jax.inference import embed
     from asd_jax.model import build
-    from asd_jax.scoring import clip_banks
     if not os.path.isfile(os.path.join(path, MANIFEST)):
       raise WorkdirError(f'{path}: not an exported detector (no {MANIFEST}; make one with '
                          '`asd-jax export`)')
@@ -265,11 +277,8 @@ class Detector:
       params, arch = checkpoint.load_converted(folder)
       with open(os.path.join(folder, 'labels.json')) as f:
         num_attributes = json.load(f)['num_attributes']
-      model = build.branch_model(config, arch, num_attributes, LoRAConfig())
-      banks = clip_banks.of_branch(config.score.clip_banks, branch)
-      branches[branch] = (model, params, embed.predictor(model, bool(banks)),
-                          embed.bank_readers(model, banks))
-    return cls(path, info, config, references, branches)
+      branches[branch] = (build.branch_model(config, arch, num_attributes, LoRAConfig()), params)
+    return cls.from_models(info, config, references, branches)
 
   @property
   def machines(self) -> dict[str, list[str]]:
@@ -282,14 +291,14 @@ class Detector:
     from asd_jax.audio import logmel
     from asd_jax.inference import embed
     from asd_jax.scoring import clip_banks
-    if not self._branches:
+    if not self.models:
       channel = self.config.baseline.channel
       return {LOGMEL_FEATURES: np.stack([logmel.frame_statistics(logmel.log_mel(w[channel]))
                                          for w in waves])}
     audio = self.audio
     mode = self.info['channel_mode']
     out = {}
-    for branch, (_, params, predict, readers) in self._branches.items():
+    for branch, (_, params, predict, readers) in self.models.items():
       values = embed.collect_outputs(predict, params,
                                      embed.wave_batches(waves, audio, self.batch_size),
                                      len(waves), self.batch_size)
