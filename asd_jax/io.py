@@ -44,3 +44,17 @@ def folder_bytes(path: str) -> int:
   """Bytes of the files under `path`."""
   return sum(os.path.getsize(os.path.join(root, f))
              for root, _, files in os.walk(path) for f in files)
+
+
+def replace_folder(staging: str, path: str) -> None:
+  """Puts the complete folder `staging` at `path`; an earlier folder there is replaced only once
+  the new one is in place (renamed aside, then removed)."""
+  import shutil
+  if os.path.exists(path):
+    old = path + '.old'
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(path, old)
+    os.replace(staging, path)
+    shutil.rmtree(old)
+  else:
+    os.replace(staging, path)

@@ -14,6 +14,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from asd_jax import provenance
+from asd_jax.io import replace_folder
 from asd_jax.encoders.config import EncoderConfig, config_from_json, config_to_json
 
 CONFIG_FILE = 'config.json'
@@ -40,14 +41,7 @@ def save_converted(path: str, params, config: EncoderConfig) -> None:
       checkpointer.save(os.path.join(staging, PARAMS_DIR), params)
     with open(os.path.join(staging, CONFIG_FILE), 'w') as f:
       f.write(config_to_json(config))
-    if os.path.exists(path):
-      old = path + '.old'
-      shutil.rmtree(old, ignore_errors=True)
-      os.replace(path, old)
-      os.replace(staging, path)
-      shutil.rmtree(old)
-    else:
-      os.replace(staging, path)
+    replace_folder(staging, path)
   finally:
     shutil.rmtree(staging, ignore_errors=True)
 

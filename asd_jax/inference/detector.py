@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from asd_jax.io import WorkdirError
+from asd_jax.io import WorkdirError, replace_folder
 from asd_jax.model.asd_model import TWO_CHANNEL
 from asd_jax.scoring import systems as systems_lib
 from asd_jax.scoring.calibration import RobustZ, gamma_threshold
@@ -172,14 +172,7 @@ def write(output: str, info: dict, config, references: dict, branches: dict) -> 
 def _replace(staging: str, path: str) -> None:
   if os.path.exists(path) and not os.path.isfile(os.path.join(path, MANIFEST)):
     raise WorkdirError(f'{path}: exists and is not an exported detector; refusing to replace it')
-  if os.path.exists(path):
-    old = path + '.old'
-    shutil.rmtree(old, ignore_errors=True)
-    os.replace(path, old)
-    os.replace(staging, path)
-    shutil.rmtree(old)
-  else:
-    os.replace(staging, path)
+  replace_folder(staging, path)
 
 
 def _system_references(config, manifest, workdir: str, system) -> dict:
