@@ -174,6 +174,13 @@ class Job:
       print(manifest.skipped_report())
     return manifest
 
+  def scanned_dataset(self, data_dir: str) -> layout.Manifest:
+    """The dataset as this workdir's runs saw it, without decoding a clip: scanned, less the
+    clips its audio check left out (a --nostrict run's)."""
+    manifest = layout.scan_dataset(data_dir, strict=False)
+    checked = self.ledger.load('check audio')
+    return layout.without_bad_audio(manifest, checked['result'] if checked else {}, False)
+
   def check_footprint(self, manifest, max_hours: float = 0.0) -> None:
     """Says what the run will take (footprint.py); stops here if the disk or max_hours is
     short. Space the workdir's earlier outputs hold counts as free: a redo replaces them."""
@@ -257,7 +264,7 @@ class Job:
                                  c.data.num_workers, self.progress)
           while values:
             (output, mode), array = values.popitem()
-            bank = (clip_banks.bank_name(branch, None if output == 'embedding' else output), mode)
+            bank = (clip_banks.output_bank(branch, output), mode)
             if jax.process_index() == 0:
               atomic_write_bytes(paths[bank], npy_bytes(array))
               array = np.load(paths[bank], mmap_mode='r')

@@ -14,6 +14,7 @@ stops it, and a restart scores only files not yet in --output.
 """
 import os
 import signal
+import sys
 import time
 
 from absl import flags
@@ -75,7 +76,7 @@ def score_files(detector, paths: list[str], progress: bool = True) -> list[list]
     common.fail_lines(list(bad.values()))
   if bad:
     print(f'skipped {len(bad)} file(s) that cannot be scored (--nostrict); the first: '
-          f'{next(iter(bad.values()))}', file=__import__('sys').stderr)
+          f'{next(iter(bad.values()))}', file=sys.stderr)
   good = [p for p in paths if p not in bad]
   scores, decisions = detector.score(good, _MACHINE.value, _SECTION.value, progress=progress)
   return [[p, repr(float(s)), int(d)] for p, s, d in zip(good, scores, decisions)]

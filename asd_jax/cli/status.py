@@ -32,11 +32,9 @@ def main(argv):
           'missing)')
     return
   try:
-    manifest = layout.scan_dataset(data_dir, strict=False)
+    manifest = status.scanned_dataset(data_dir)
   except layout.DatasetError as e:
     common.fail_lines(e.problems)
-  checked = status.ledger.load('check audio')  # the clips a --nostrict run left out
-  manifest = layout.without_bad_audio(manifest, checked['result'] if checked else {}, False)
   rows = status.status(manifest)
   width = max(len(name) for name, _ in rows)
   for name, state in rows:

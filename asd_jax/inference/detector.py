@@ -94,7 +94,6 @@ def export(workdir: str, output: str, system: str = 'task2_1', data_dir: str | N
   only once the new one is complete."""
   import ml_collections
   from asd_jax import job as job_lib
-  from asd_jax.data import layout
   from asd_jax.train import loop
   workdir = os.path.abspath(workdir)
   config_path = os.path.join(workdir, 'config.json')
@@ -110,9 +109,7 @@ def export(workdir: str, output: str, system: str = 'task2_1', data_dir: str | N
   data_dir = data_dir or os.path.join(workdir, 'data')
   if not os.path.isdir(data_dir):
     raise WorkdirError(f'{data_dir}: no dataset there (give the run\'s --data_dir)')
-  manifest = layout.scan_dataset(data_dir, strict=False)
-  checked = job.ledger.load('check audio')
-  manifest = layout.without_bad_audio(manifest, checked['result'] if checked else {}, False)
+  manifest = job.scanned_dataset(data_dir)
   preset = {s.name: s for s in systems_lib.presets(config.score)}.get(system)
   needed = ['reference'] if preset is None else [
       *(f'embed {b}' for b in preset.branches), 'score']
@@ -301,7 +298,7 @@ class Detector:
                                             values.pop(('row_gate', TWO_CHANNEL))))
       for (output, m), array in values.items():
         if m == mode:
-          out[clip_banks.bank_name(branch, None if output == 'embedding' else output)] = array
+          out[clip_banks.output_bank(branch, output)] = array
     return out
 
   @property

@@ -106,3 +106,8 @@ def bank_name(branch: str, clip_bank: str | None = None) -> str:
   """The name of a reference bank: the branch's own for its embedding, '<branch>_<clip bank>'
   for a clip bank (the embedding cache files are named after it)."""
   return branch if clip_bank is None else f'{branch}_{clip_bank}'
+
+
+def output_bank(branch: str, output: str) -> str:
+  """The bank name of one of embed.extract's outputs ('embedding' or a clip bank's name)."""
+  return bank_name(branch, None if output == 'embedding' else output)
