@@ -102,3 +102,27 @@ def test_logmel_level_is_the_reference_features_of_the_near_channel(clips, beats
     expected = np.concatenate([decibels.mean(axis=1), decibels.std(axis=1)])
     for mode in ('two_channel', 'left_duplicated'):
       np.testing.assert_allclose(out['logmel_level', mode][i], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_banks_read_in_chunks_equal_one_clip_at_a_time(beats_branch):
+  """Chunks of mixed clip lengths give each clip's values of a chunk of one (fbank level: the
+  same computation, exactly; log-mel level: one librosa call per length, 1e-6), and a bad clip
+  in a later chunk is named by its own name."""
+  model, _ = beats_branch
+  readers = embed.bank_readers(model, clip_banks.of_branch(clip_banks.REGISTRY, 'beats'))
+  rng = np.random.default_rng(0)
+  waves = [rng.uniform(-0.5, 0.5, (2, n)).astype(np.float32)
+           for n in (32000, 24000, 32000, 40000, 24000)]
+  names = [f'clip{i}.wav' for i in range(len(waves))]
+  gates = rng.uniform(0, 1, (len(waves), 8)).astype(np.float32)
+  chunked = embed.read_clip_banks(readers, waves, names, gates, chunk=2)
+  single = embed.read_clip_banks(readers, waves, names, gates, chunk=1)
+  assert chunked.keys() == single.keys() and len(chunked) == 4
+  for key in chunked:
+    assert chunked[key].shape[0] == len(waves)
+    np.testing.assert_allclose(chunked[key], single[key], rtol=1e-6, atol=1e-6)
+  np.testing.assert_array_equal(chunked['fbank_level', 'two_channel'],
+                                single['fbank_level', 'two_channel'])
+  waves[3] = waves[3][:, :1000]
+  with pytest.raises(pipeline.DatasetError, match='^clip3.wav: 1000 samples are shorter'):
+    embed.read_clip_banks(readers, waves, names, gates, chunk=2)

@@ -98,26 +98,29 @@ def bank_readers(model, banks: list[clip_banks.ClipBank]) -> dict:
 
 
 def read_clip_banks(readers: dict, waves, names: list[str], row_gates: np.ndarray,
-                    progress: bool = False) -> dict[tuple[str, str], np.ndarray]:
+                    progress: bool = False, chunk: int = 16) -> dict[tuple[str, str], np.ndarray]:
   """{(bank name, mode): [len(names), F]}: each clip bank (`readers`, by name) read from each
-  whole clip's wave ([2, S], from the iterable `waves`: decoded once for all banks), given the
-  clip's `row_gates` [len(names), rows] (its crops' gate per patch row); `names` name the clips
-  in messages."""
+  whole clip's wave ([2, S], from the iterable `waves`: decoded once for all banks, `chunk` clips
+  at a time), given the clip's `row_gates` [len(names), rows] (its crops' gate per patch row);
+  `names` name the clips in messages."""
+  import itertools
   from tqdm import tqdm
   out: dict[tuple[str, str], np.ndarray] = {}
-  for i, (wave, name, gate_of_row) in enumerate(tqdm(zip(waves, names, row_gates),
-                                                     total=len(names), desc='clip banks',
-                                                     unit='clip', disable=not progress)):
-    for bank, read in readers.items():
-      try:
-        values = read(wave, gate_of_row)
-      except ValueError as e:
-        raise pipeline.DatasetError(f'{name}: {e}') from None
-      for mode in CHANNEL_MODES:
-        if (bank, mode) not in out:  # one array for all clips: per-clip rows would fragment
-          first = np.asarray(values[mode])
-          out[bank, mode] = np.empty((len(names), *first.shape), first.dtype)
-        out[bank, mode][i] = values[mode]
+  waves = iter(waves)
+  with tqdm(total=len(names), desc='clip banks', unit='clip', disable=not progress) as bar:
+    for start in range(0, len(names), chunk):
+      some = list(itertools.islice(waves, chunk))
+      for bank, read in readers.items():
+        try:
+          values = read(some, row_gates[start:start + len(some)])
+        except clip_banks.BadClip as e:
+          raise pipeline.DatasetError(f'{names[start + e.position]}: {e}') from None
+        for mode in CHANNEL_MODES:
+          if (bank, mode) not in out:  # one array for all clips: per-clip rows would fragment
+            first = np.asarray(values[mode])
+            out[bank, mode] = np.empty((len(names), *first.shape[1:]), first.dtype)
+          out[bank, mode][start:start + len(some)] = values[mode]
+      bar.update(len(some))
   return out
 
 
