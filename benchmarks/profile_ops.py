@@ -10,7 +10,8 @@ named scopes of asd_jax.encoders). A fusion that holds a dot counts as the kind 
 dot. PyTorch side: `torch.profiler` self times of the bench's mirror (benchmarks/torch_mirror.py),
 classified by aten op name and the mirror's `record_function` ranges. Each framework runs in its
 own process with every core, as in `asd-jax bench`. Shares are of the summed op time; op time
-is split between ops that overlap, so the kinds add up to the busy wall time.
+is split between ops that overlap, so the kinds add up to the busy wall time. The last line
+names the CPU and both frameworks' GEMM rate on the encoders' shapes (benchmarks/machine.py).
 """
 from __future__ import annotations
 
@@ -280,9 +281,15 @@ def main() -> None:
       for op, kind, seconds in results[-1].get('top_ops', []):
         print(f'  {1000 * seconds:8.1f} ms  {kind or "-":24s} {op}')
   print(table(results))
+  from . import machine, throughput
+  gemm = {framework: throughput.run_in_subprocess({'kind': 'gemm', 'framework': framework},
+                                                  timeout=600).get('gemm_gflops')
+          for framework in args.frameworks.split(',')}
+  print(machine.describe({'JAX' if k == 'jax' else 'PyTorch': v for k, v in gemm.items()}))
   if args.json:
     from asd_jax.io import atomic_write_text
-    atomic_write_text(args.json, json.dumps(results, indent=2))
+    atomic_write_text(args.json, json.dumps({'cpu': machine.cpu_model(), 'gemm_gflops': gemm,
+                                             'profiles': results}, indent=2))
 
 
 if __name__ == '__main__':

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -24,6 +23,8 @@ import time
 from absl import app, flags
 
 from asd_jax.io import folder_bytes
+
+from . import machine
 
 _WORKDIR = flags.DEFINE_string('workdir', 'scale_run', 'output folder')
 _SCALES = flags.DEFINE_list('scales', ['1', '4', '16'], 'multiples of the base size')
@@ -37,17 +38,6 @@ _EXTRA = flags.DEFINE_multi_string('run_flag', [], 'extra flag for `asd-jax run`
                                    '(e.g. --run_flag=--config.baseline.epochs=5)')
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def cpu_model() -> str:
-  try:
-    with open('/proc/cpuinfo') as f:
-      for line in f:
-        if line.startswith('model name'):
-          return line.split(':', 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
 
 
 def write_data(folder: str, scale: int) -> tuple[int, float]:
@@ -125,7 +115,7 @@ def main(argv):
     record.update(run_once(data, os.path.join(workdir, f'run_{scale}x')))
     records.append(record)
     print(json.dumps(record), flush=True)
-  summary = {'cpu': cpu_model(), 'cores': os.cpu_count(), 'set': _SET.value or 'built-in',
+  summary = {'cpu': machine.cpu_model(), 'cores': os.cpu_count(), 'set': _SET.value or 'built-in',
              'records': records}
   with open(os.path.join(workdir, 'scale_run.json'), 'w') as f:
     json.dump(summary, f, indent=2)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import resource
 import statistics
@@ -24,6 +23,8 @@ import sys
 import time
 
 import numpy as np
+
+from . import machine
 
 SIZES = {
     'full': dict(layers=12, seconds=10.0, batches=(1, 4, 16), repeats=5, train_batch=4,
@@ -378,8 +379,16 @@ def matmul_case(case: dict) -> dict:
   return dict(step_s=best, gflops=2 * n**3 / best / 1e9)
 
 
+def gemm_case(case: dict) -> dict:
+  """This framework's float32 GEMM rates on the encoders' weight-matmul shapes
+  (benchmarks/machine.py)."""
+  from . import machine
+  return {'gemm_gflops': machine.gemm_rates('torch' if case['framework'] == 'torch' else 'jax')}
+
+
 CASES = {'encoder': encoder_case, 'train': train_case, 'scoring': scoring_case,
-         'detector': detector_case, 'matmul': matmul_case}
+         'detector': detector_case, 'matmul': matmul_case,
+         'gemm': gemm_case}
 
 
 def run_in_subprocess(case: dict, timeout: float) -> dict:
@@ -398,6 +407,9 @@ def plan(size_name: str, torch_available: bool, reference: str | None,
   every_batch_compiled = size_name == 'full'
   frameworks = ['jax'] + (['torch', 'torch_compile'] if torch_available else [])
   cases = [{'kind': 'matmul'}]
+  if platform == 'cpu':  # what bounds the encoder ratios here (benchmarks/machine.py)
+    cases += [{'kind': 'gemm', 'framework': f} for f in ['jax'] + (['torch'] if torch_available
+                                                                     else [])]
   for model in ('beats', 'audiomae'):
     for batch in size['batches']:
       for framework in frameworks:
@@ -434,6 +446,8 @@ def label(case: dict) -> str:
     return f"{case['method']} scoring"
   if case['kind'] == 'detector':
     return f"detector scoring ({case['encoders']}) b={case['batch']}"
+  if case['kind'] == 'gemm':
+    return 'encoder GEMM rate'
   return 'matmul peak'
 
 
@@ -451,7 +465,7 @@ def table(results: list[dict], peak: float) -> str:
             'limit items/s', 'peak MB (JAX / ref; GPU: device)']
   lines = [header]
   for name, by in rows.items():
-    if name == 'matmul peak':
+    if name in ('matmul peak', 'encoder GEMM rate'):
       continue
     jax_r = by.get('jax', {})
     # PyTorch has one training step; the rematerialised JAX variants are measured against it.
@@ -493,9 +507,9 @@ def run_bench(quick: bool, json_path: str | None, reference: str | None, progres
   backend = jax.default_backend()
   size_name = 'quick' if quick else ('full' if backend == 'cpu' else 'full_gpu')
   cases = [c for c in plan(size_name, torch_available, reference, backend)
-           if c['kind'] == 'matmul' or not only or re.search(only, label(c))]
+           if c['kind'] in ('matmul', 'gemm') or not only or re.search(only, label(c))]
   report = {'device': jax.devices()[0].device_kind, 'platform': backend,
-            'cpu_count': os.cpu_count(), 'machine': platform.processor() or platform.machine(),
+            'cpu_count': os.cpu_count(), 'machine': machine.cpu_model(),
             'size': size_name, 'torch_available': torch_available, 'results': []}
   from tqdm import tqdm
   for case in tqdm(cases, desc='bench', unit='case', disable=not progress):
@@ -507,6 +521,11 @@ def run_bench(quick: bool, json_path: str | None, reference: str | None, progres
   report['matmul_peak_gflops'] = peak
   print(f"device: {report['device']} ({backend}), {os.cpu_count()} CPUs; "
         f'measured matmul peak {peak:.0f} GFLOP/s')
+  gemm = {r['case']['framework']: r['gemm_gflops'] for r in report['results']
+          if r['case']['kind'] == 'gemm' and 'gemm_gflops' in r}
+  if gemm:
+    report['gemm_gflops'] = gemm
+    print(machine.describe({'JAX' if k == 'jax' else 'PyTorch': v for k, v in gemm.items()}))
   print(table(report['results'], peak))
   detectors = [r for r in report['results'] if r['case']['kind'] == 'detector' and 'overhead' in r]
   for r in detectors:

@@ -51,7 +51,8 @@ def test_plan_and_table():
   cases = throughput.plan('quick', True, None)
   kinds = {(c['kind'], c.get('framework')) for c in cases}
   assert {('encoder', 'jax'), ('encoder', 'torch'), ('encoder', 'torch_compile'),
-          ('train', 'torch'), ('scoring', 'sklearn'), ('matmul', None)} <= kinds
+          ('train', 'torch'), ('scoring', 'sklearn'), ('matmul', None), ('gemm', 'jax'),
+          ('gemm', 'torch')} <= kinds
   fake = [{'case': c, 'step_s': 0.5, 'clips_per_s': c.get('batch', 1) / 0.5, 'compile_s': 1.0,
            'peak_rss_mb': 100.0, 'gflop': 10.0,
            'cpu_s_per_item': 0.4 if c.get('framework') == 'jax' else 0.5} for c in cases]
@@ -96,3 +97,20 @@ def test_op_kind_profile_names_the_encoder_parts():
   torch_kinds = profile_ops.torch_profile({**case, 'framework': 'torch'})['kinds']
   for kind in ('weight matmuls', 'fused attention', 'positional conv', 'front end'):
     assert torch_kinds.get(kind, 0) > 0, (kind, torch_kinds)
+
+
+@pytest.mark.parametrize('framework', ['jax', 'torch'])
+def test_gemm_rates_on_the_encoder_shapes(framework):
+  """Each shape's rate, and the layer mix as the time-weighted combination of them (four
+  768 -> 768 matmuls, one 768 -> 3072, one 3072 -> 768 a layer)."""
+  from asd_jax.benchmarks import machine
+  rates = machine.gemm_rates(framework, batch=1)
+  assert set(rates) == {'768x768', '768x3072', '3072x768', 'layer'}
+  assert all(rate > 0 for rate in rates.values())
+  flops = {'768x768': 768 * 768, '768x3072': 768 * 3072, '3072x768': 3072 * 768}
+  count = {'768x768': 4, '768x3072': 1, '3072x768': 1}
+  total = sum(flops[k] * count[k] for k in flops)
+  expected = total / sum(flops[k] * count[k] / rates[k] for k in flops)
+  assert rates['layer'] == pytest.approx(expected, rel=1e-9)
+  line = machine.describe({'JAX': rates})
+  assert line.startswith(f'CPU: {machine.cpu_model()}, ') and f"JAX {rates['layer']:.0f}" in line
