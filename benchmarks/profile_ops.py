@@ -36,6 +36,7 @@ JAX_SCOPES = (
     ('front_end', 'front end'), ('patch_embed', 'front end'),
     ('pos_conv', 'positional conv'),
     ('relative_position', 'relative position bias'), ('grep', 'relative position bias'),
+    ('fused_attention', 'fused attention'),
     ('attention_scores', 'attention matmuls'), ('attention_values', 'attention matmuls'),
     ('softmax', 'softmax'),
     ('gelu', 'gelu'),

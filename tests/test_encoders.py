@@ -98,3 +98,40 @@ def test_bfloat16_compute_stays_close_to_float32(beats_small_dir):
   assert np.abs(tokens - ref).mean() < 0.01
   cos = np.sum(tokens * ref, -1) / np.linalg.norm(tokens, axis=-1) / np.linalg.norm(ref, axis=-1)
   assert cos.min() > 0.9995
+
+
+@pytest.mark.parametrize('model', ['beats', 'audiomae'])
+def test_fused_attention_matches_official_and_the_matmul_gradients(model, beats_small_dir,
+                                                                   audiomae_small_dir):
+  """attention='fused' (jax.nn.dot_product_attention; XLA's on a CPU, the code path cuDNN's
+  kernel takes on a GPU): tokens within TOKEN_ATOL of the official outputs (BEATs: its gated
+  relative-position bias included), and the gradient of a loss in the LoRA weights (B random,
+  so every adapter acts) within 1e-4 relative to the 'matmul' attention's."""
+  import jax.numpy as jnp
+  from asd_jax.encoders import Encoder
+  from asd_jax.encoders.checkpoint import load_converted
+  from asd_jax.encoders.config import LoRAConfig
+  from asd_jax.encoders.lora import LORA_B, split_trainable
+  folder, key = ((beats_small_dir, 'features') if model == 'beats'
+                 else (audiomae_small_dir, 'tokens'))
+  data = np.load(fixture_path(f'{model}_small_io.npz'))
+  params, config = load_converted(folder)
+  fused = Encoder(config, params, attention='fused')
+  np.testing.assert_allclose(np.asarray(fused(data['wave'])), data[key], atol=TOKEN_ATOL)
+  lora = LoRAConfig(rank=4, alpha=8.0, dropout=0.0, targets=('q', 'v'))
+  gradients = {}
+  for attention in ('matmul', 'fused'):
+    encoder = Encoder(config, params, attention=attention).with_lora(lora, jax.random.PRNGKey(1))
+    tree = jax.tree_util.tree_map_with_path(
+        lambda path, x: (jax.random.normal(jax.random.PRNGKey(2), x.shape) * 0.1
+                         if path[-1].key == LORA_B else x), encoder.params)
+    trainable, frozen = split_trainable(tree)
+    wave = jnp.asarray(data['wave'])
+
+    def loss(t):
+      from asd_jax.encoders.lora import combine
+      return jnp.mean(encoder.apply(combine(t, frozen), wave) ** 2)
+
+    gradients[attention] = jax.tree_util.tree_leaves(jax.jit(jax.grad(loss))(trainable))
+  for got, want in zip(gradients['fused'], gradients['matmul']):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())

@@ -130,6 +130,19 @@ def test_bad_config_values_fail_in_one_line(tmp_path):
   config.score.clip_banks = ('fbank_level', 'patch_level')
   with pytest.raises(build.ConfigError, match=r"clip_banks: unknown \['patch_level'\]"):
     build.validate(config, 1)
+  config = tiny_config()
+  config.model.attention = 'flash'
+  with pytest.raises(build.ConfigError, match="config.model.attention: 'flash' is not one of"):
+    build.validate(config, 1)
+  config = tiny_config()
+  config.model.attention = 'fused'
+  build.validate(config, 1)  # the tiny encoders train without attention dropout
+  config.beats.tiny.attention_dropout = 0.1
+  with pytest.raises(build.ConfigError, match="'fused' has no attention dropout and the beats "
+                     'encoder trains with 0.1'):
+    build.validate(config, 1)
+  config.train.steps = 0
+  build.validate(config, 1)  # nothing trained: fused attention only infers
 
 
 def _train_command(data, workdir, steps):

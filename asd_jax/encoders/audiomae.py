@@ -25,6 +25,7 @@ class ViTBlock(nn.Module):
   lora: LoRAConfig | None
   deterministic: bool
   dtype: Any = jnp.float32
+  attention: str = 'matmul'  # layers.ATTENTION
 
   @nn.compact
   def __call__(self, x, _):
@@ -38,7 +39,8 @@ class ViTBlock(nn.Module):
     h = nn.LayerNorm(eps, name='norm1')(x)
     q, k, v = (split_heads(dense(n, c.embed_dim)(h, self.deterministic), c.num_heads)
                for n in ('q', 'k', 'v'))
-    x = x + dense('out', c.embed_dim)(attend(q, k, v), self.deterministic)
+    x = x + dense('out', c.embed_dim)(attend(q, k, v, attention=self.attention),
+                                      self.deterministic)
     h = nn.LayerNorm(eps, name='norm2')(x)
     h = dense('fc2', c.embed_dim)(gelu(dense('fc1', c.mlp_dim)(h, self.deterministic)),
                                   self.deterministic)
@@ -60,8 +62,8 @@ class AudioMAEEncoder(EncoderModule):
     cls = jnp.broadcast_to(cls_token + pos_embed[:, :1], (x.shape[0], 1, c.embed_dim))
     x = jnp.concatenate([cls.astype(x.dtype), x], axis=1)
     blocks = layer_stack(ViTBlock, self.remat, c.depth)
-    x, _ = blocks(c, self.lora, deterministic, self.dtype, name='blocks')(x.astype(self.dtype),
-                                                                          None)
+    x, _ = blocks(c, self.lora, deterministic, self.dtype, self.attention, name='blocks')(
+        x.astype(self.dtype), None)
     if c.finetuned:
       if classify:
         pooled = nn.LayerNorm(c.layer_norm_eps, name='fc_norm')(x[:, 1:].mean(axis=1))

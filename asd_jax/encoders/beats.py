@@ -67,6 +67,7 @@ class BeatsLayer(nn.Module):
   lora: LoRAConfig | None
   deterministic: bool
   dtype: Any = jnp.float32
+  attention: str = 'matmul'  # layers.ATTENTION
 
   def _targets(self, name):
     return self.lora if (self.lora is not None and name in self.lora.targets) else None
@@ -93,8 +94,10 @@ class BeatsLayer(nn.Module):
           bias = gate.transpose(0, 2, 1)[..., None] * pos_bias[None]
     drop = nn.Dropout(c.dropout)
     attn_drop = nn.Dropout(c.attention_dropout)
+    no_dropout = self.deterministic or c.attention_dropout == 0.0
     h = attend(q, k, v, bias,
-               None if self.deterministic else (lambda p: attn_drop(p, deterministic=False)))
+               None if no_dropout else (lambda p: attn_drop(p, deterministic=False)),
+               self.attention)
     h = dense('out', c.width)(h, self.deterministic)
     h = drop(h, deterministic=self.deterministic)
     alpha = c.deep_norm_alpha
@@ -132,7 +135,7 @@ class BEATs(EncoderModule):
       with jax.named_scope('relative_position_bias'):
         pos_bias = jnp.transpose(table[buckets], (2, 0, 1)).astype(jnp.float32)  # [H, N, N]
     layers = layer_stack(BeatsLayer, self.remat, c.encoder_layers)
-    x, _ = layers(c, self.lora, deterministic, self.dtype, name='layers')(
+    x, _ = layers(c, self.lora, deterministic, self.dtype, self.attention, name='layers')(
         x.astype(self.dtype), pos_bias)
     if classify:
       if not c.finetuned_model:

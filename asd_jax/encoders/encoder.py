@@ -17,13 +17,14 @@ from asd_jax.encoders.config import AudioMAEConfig, BeatsConfig, EncoderConfig, 
 
 
 def build_module(config: EncoderConfig, lora: LoRAConfig | None = None, dtype=jnp.float32,
-                 remat: str = 'none'):
-  """The Flax module for `config` (fbank -> tokens), with LoRA adapters where configured and
-  the layers rematerialised in training as `remat` says (layers.REMAT_POLICIES)."""
+                 remat: str = 'none', attention: str = 'matmul'):
+  """The Flax module for `config` (fbank -> tokens), with LoRA adapters where configured, the
+  layers rematerialised in training as `remat` says (layers.REMAT_POLICIES) and attention
+  computed as `attention` says (layers.ATTENTION)."""
   if isinstance(config, BeatsConfig):
-    return BEATs(config, lora, dtype, remat)
+    return BEATs(config, lora, dtype, remat, attention)
   if isinstance(config, AudioMAEConfig):
-    return AudioMAEEncoder(config, lora, dtype, remat)
+    return AudioMAEEncoder(config, lora, dtype, remat, attention)
   raise TypeError(f'not an encoder config: {type(config).__name__}')
 
 
@@ -52,10 +53,10 @@ class Encoder:
   """
 
   def __init__(self, config: EncoderConfig, params, lora: LoRAConfig | None = None,
-               dtype=jnp.float32):
+               dtype=jnp.float32, attention: str = 'matmul'):
     self.config = config
     self.lora = lora
-    self.module = build_module(config, lora, dtype)
+    self.module = build_module(config, lora, dtype, attention=attention)
     self.preset = front_end_preset(config)
     # On the device once: host (NumPy) weights would otherwise be copied at every call, which
     # on a GPU cost a full-size BEATs ~60 ms per batch (README, Performance).
@@ -82,7 +83,7 @@ class Encoder:
 
   def with_lora(self, lora: LoRAConfig, rng) -> 'Encoder':
     """A copy with LoRA adapters added (A random, B zero) on top of these frozen weights."""
-    adapted = Encoder(self.config, None, lora, self.module.dtype)
+    adapted = Encoder(self.config, None, lora, self.module.dtype, self.module.attention)
     adapted.params = lora_lib.overlay(adapted.init_params(rng), self.params)
     return adapted
 

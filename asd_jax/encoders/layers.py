@@ -38,13 +38,30 @@ def layer_stack(layer: type[nn.Module], remat: str, length: int) -> type[nn.Modu
                  length=length)
 
 
+# How a layer computes softmax attention (`attend`):
+# - 'matmul': two batched matmuls with the heads next to the batch and the softmax between them
+#   in float32, attention-probability dropout in training; the fastest on XLA's CPU backend.
+# - 'fused': jax.nn.dot_product_attention, cuDNN's fused kernel on a GPU when the compute dtype
+#   is bfloat16 or float16 (no [B, H, N, N] probabilities kept for the backward pass), XLA's
+#   otherwise. It has no dropout on the probabilities: build.validate refuses to train an
+#   encoder whose attention_dropout is above 0 with it.
+ATTENTION = ('matmul', 'fused')
+
+
+def fused_implementation(dtype) -> str:
+  """jax.nn.dot_product_attention's implementation for 'fused' attention at a compute dtype."""
+  low_precision = jnp.dtype(dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
+  return 'cudnn' if jax.default_backend() == 'gpu' and low_precision else 'xla'
+
+
 class EncoderModule(nn.Module):
   """What both encoders are built from: the architecture config, LoRA (None: frozen weights
-  only), the compute dtype and the remat policy."""
+  only), the compute dtype, the remat policy and the attention (ATTENTION)."""
   config: Any
   lora: Any = None  # LoRAConfig | None
   dtype: Any = jnp.float32
   remat: str = 'none'  # REMAT_POLICIES: what training keeps for the backward pass
+  attention: str = 'matmul'
 
 
 class PatchEmbed(nn.Module):
@@ -82,15 +99,26 @@ def split_heads(x, heads: int):
   return x.reshape(*x.shape[:-1], heads, x.shape[-1] // heads)
 
 
-def attend(q, k, v, bias=None, probs_dropout=None):
+def attend(q, k, v, bias=None, probs_dropout=None, attention: str = 'matmul'):
   """Softmax attention over heads.  q, k, v [B, N, H, d]; bias [B|1, H, N, N] -> [B, N, H·d].
 
   Scores are q·k/√d (+ bias), softmax in float32 whatever the compute dtype; `probs_dropout`
-  (a callable, training only) acts on the attention probabilities. Heads are moved next to the
+  (a callable, training only; 'matmul' only) acts on the attention probabilities. `attention`:
+  ATTENTION above. Heads are moved next to the
   batch before the two matmuls: XLA's CPU backend runs [B, H, N, d] batched matmuls 1.5x faster
   than the same einsums with the heads in the middle (AudioMAE-base, batch 16: 0.27 s against
   0.42 s per layer). The named scopes give the op kinds of benchmarks/profile_ops.py.
   """
+  if attention == 'fused':
+    if probs_dropout is not None:
+      raise ValueError('fused attention has no dropout on the attention probabilities')
+    with jax.named_scope('fused_attention'):
+      out = jax.nn.dot_product_attention(
+          q, k, v, bias=None if bias is None else bias.astype(q.dtype),
+          implementation=fused_implementation(q.dtype))
+    return out.reshape(*out.shape[:2], -1)
+  if attention != 'matmul':
+    raise ValueError(f'attention {attention!r} is not one of {ATTENTION}')
   q, k, v = (jnp.swapaxes(x, 1, 2) for x in (q, k, v))  # [B, H, N, d]
   scale = q.shape[-1]**-0.5
   with jax.named_scope('attention_scores'):

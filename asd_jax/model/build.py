@@ -12,7 +12,7 @@ from asd_jax.encoders import lora as lora_lib
 from asd_jax.encoders.checkpoint import load_converted, read_config
 from asd_jax.encoders.config import AudioMAEConfig, BeatsConfig, LoRAConfig
 from asd_jax.encoders.encoder import build_module, front_end_preset
-from asd_jax.encoders.layers import REMAT_POLICIES
+from asd_jax.encoders.layers import ATTENTION, REMAT_POLICIES
 from asd_jax.model.asd_model import POOLINGS, ASDModel
 from asd_jax.scoring.clip_banks import REGISTRY as CLIP_BANKS
 from asd_jax.scoring.normal_reference import BANK_CALIBRATIONS
@@ -53,6 +53,15 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
                       f'{list(REMAT_POLICIES)}')
   if config.model.dtype not in DTYPES:
     raise ConfigError(f'config.model.dtype: {config.model.dtype!r} is not one of {list(DTYPES)}')
+  if attention(config) not in ATTENTION:
+    raise ConfigError(f'config.model.attention: {attention(config)!r} is not one of '
+                      f'{list(ATTENTION)}')
+  if attention(config) == 'fused' and config.train.steps > 0:
+    for name in config.branches:
+      dropout = getattr(architecture(config, name), 'attention_dropout', 0.0)
+      if dropout > 0:
+        raise ConfigError(f"config.model.attention: 'fused' has no attention dropout and the "
+                          f'{name} encoder trains with {dropout}; use \'matmul\' to train it')
   if config.train.batch_size % num_devices:
     raise ConfigError(f'config.train.batch_size {config.train.batch_size} does not split over '
                       f'{num_devices} devices')
@@ -103,11 +112,18 @@ def architecture(config: ml_collections.ConfigDict, branch: str):
   return arch
 
 
+def attention(config: ml_collections.ConfigDict) -> str:
+  """config.model.attention; 'matmul' for the configs written before it existed (an older
+  workdir or detector), which all computed attention that way."""
+  return config.model.get('attention', 'matmul')
+
+
 def branch_model(config: ml_collections.ConfigDict, arch, num_attributes: int,
                  lora: LoRAConfig | None = None, remat: str = 'none') -> ASDModel:
   """The ASDModel around an encoder architecture (no LoRA: an exported model, LoRA merged)."""
   dtype = DTYPES[config.model.dtype]
-  return ASDModel(encoder=build_module(arch, lora, dtype, remat), preset=front_end_preset(arch),
+  return ASDModel(encoder=build_module(arch, lora, dtype, remat, attention(config)),
+                  preset=front_end_preset(arch),
                   num_mel_bins=arch.num_mel_bins, num_attributes=num_attributes,
                   embed_dim=config.model.embed_dim, pooling=config.model.pooling,
                   gate_bias_init=config.model.gate_bias_init,
