@@ -7,6 +7,7 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
@@ -232,3 +233,36 @@ def test_the_step_gradient_is_the_mean_of_the_per_clip_gradients_on_any_device_c
     mesh, state, step = _fresh_step(devices, config, model, params, tx, schedule)
     _, metrics = step(state, step_lib.shard_batch(mesh, batch))
     assert float(metrics['grad_norm']) == pytest.approx(expected, rel=1e-4), len(devices)
+
+
+def test_bfloat16_training_follows_float32_for_100_steps():
+  """config.model.dtype='bfloat16' (bf16 compute, fp32 LoRA weights and optimiser state): over
+  100 steps on four fixed batches the loss stays within 1 % of float32's at every step
+  (measured 0.16 %), falls as float32's does, and does differ (bf16 really ran)."""
+  rng = np.random.default_rng(0)
+  batches = [{'wave': rng.uniform(-0.5, 0.5, (8, 2, 16000)).astype(np.float32),
+              'attribute_id': rng.integers(0, 5, 8), 'domain_id': rng.integers(0, 2, 8)}
+             for _ in range(4)]
+  mesh = step_lib.data_mesh(jax.devices()[:1])
+  losses = {}
+  for dtype in ('float32', 'bfloat16'):
+    config = tiny_config()
+    config.model.dtype = dtype
+    config.train.steps = 100
+    model, params = build.build_branch(config, 'beats', num_attributes=5)
+    tx, schedule = step_lib.make_optimizer(config.optim, config.train.steps)
+    state = step_lib.replicate(mesh, step_lib.create_train_state(params, tx, build.is_trainable,
+                                                                 config.seed))
+    step = step_lib.compile_train_step(mesh, model=model, tx=tx, schedule=schedule,
+                                       arcface=config.arcface)
+    curve = []
+    for i in range(100):
+      state, metrics = step(state, step_lib.shard_batch(mesh, batches[i % 4]))
+      curve.append(float(metrics['loss']))
+    losses[dtype] = np.array(curve)
+    kept = jax.tree_util.tree_leaves((state.trainable, state.opt_state))
+    assert {x.dtype for x in kept if jnp.issubdtype(x.dtype, jnp.floating)} == {np.dtype(np.float32)}
+  full, mixed = losses['float32'], losses['bfloat16']
+  relative = np.abs(mixed - full) / np.abs(full)
+  assert 1e-6 < relative.max() < 0.01, relative.max()
+  assert full[-20:].mean() < 0.8 * full[:4].mean()  # it learns (measured 30.4 -> 20.0)
