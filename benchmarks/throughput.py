@@ -70,15 +70,14 @@ def _official_state(model: str, layers: int) -> tuple[dict, dict | None]:
   return official_layout.audiomae_state_dict(depth=layers), None
 
 
-def _jax_encoder(model: str, layers: int, dtype: str):
-  import jax.numpy as jnp
+def _jax_encoder(model: str, layers: int, dtype: str, attention: str = 'matmul'):
   from asd_jax.encoders import Encoder
+  from asd_jax.model.build import DTYPES
   from checkpoints_convert import convert
   state, cfg = _official_state(model, layers)
   converted = (convert.convert_beats({'cfg': cfg, 'model': state}, 'bench') if model == 'beats'
                else convert.convert_audiomae({'model': state}, 'bench'))
-  return Encoder(converted.config, converted.params,
-                 dtype=jnp.bfloat16 if dtype == 'bfloat16' else jnp.float32)
+  return Encoder(converted.config, converted.params, dtype=DTYPES[dtype], attention=attention)
 
 
 def _torch_device(case: dict):
@@ -128,7 +127,8 @@ def encoder_case(case: dict) -> dict:
   result = {}
   if case['framework'] == 'jax':
     import jax
-    encoder = _jax_encoder(case['model'], size['layers'], case.get('dtype', 'float32'))
+    encoder = _jax_encoder(case['model'], size['layers'], case.get('dtype', 'float32'),
+                           case.get('attention', 'matmul'))
     device_wave = jax.device_put(wave)
     fn = lambda: encoder(device_wave).block_until_ready()
     start = time.perf_counter()
@@ -172,22 +172,23 @@ def _train_inputs(batch: int, seconds: float):
   return wave, rng.integers(0, 8, batch), rng.integers(0, 2, batch)
 
 
-def jax_train_step(layers: int, batch: int, seconds: float, remat: str = 'none'):
+def jax_train_step(layers: int, batch: int, seconds: float, remat: str = 'none',
+                   dtype: str = 'float32'):
   """(fn, compiled): one LoRA BEATs training step on two-channel clips, as the trainer runs it
-  (donated state, sharded batch); fn runs it and waits for the loss, fn.compile_s is the time
-  it took to compile."""
+  (donated state, sharded batch; `dtype` the compute dtype, LoRA weights and optimiser state
+  float32); fn runs it and waits for the loss, fn.compile_s is the time it took to compile."""
   import jax
   import ml_collections
   from asd_jax.encoders import LoRAConfig, build_module
   from asd_jax.encoders import lora as lora_lib
   from asd_jax.encoders.encoder import front_end_preset
   from asd_jax.model import ASDModel
-  from asd_jax.model.build import is_trainable
+  from asd_jax.model.build import DTYPES, is_trainable
   from asd_jax.train import step as step_lib
   wave, attribute, domain = _train_inputs(batch, seconds)
   encoder = _jax_encoder('beats', layers, 'float32')
-  model = ASDModel(build_module(encoder.config, LoRAConfig(rank=8), remat=remat),
-                   front_end_preset(encoder.config), 128, num_attributes=8)
+  model = ASDModel(build_module(encoder.config, LoRAConfig(rank=8), DTYPES[dtype], remat),
+                   front_end_preset(encoder.config), 128, num_attributes=8, dtype=DTYPES[dtype])
   params = model.init(jax.random.PRNGKey(0), wave[:1])['params']
   params = dict(params, encoder=lora_lib.overlay(params['encoder'], encoder.params))
   optim = ml_collections.ConfigDict(dict(learning_rate=1e-3, warmup_steps=1,
@@ -248,9 +249,10 @@ def torch_callable(model: str, layers: int, batch: int, seconds: float, device=N
 
 def train_case(case: dict) -> dict:
   size = SIZES[case['size']]
-  batch = size['train_batch']
+  batch = case.get('batch', size['train_batch'])
   if case['framework'] == 'jax':
-    fn, _ = jax_train_step(size['layers'], batch, size['seconds'], case.get('remat', 'none'))
+    fn, _ = jax_train_step(size['layers'], batch, size['seconds'], case.get('remat', 'none'),
+                           case.get('dtype', 'float32'))
   else:
     fn = torch_callable('train', size['layers'], batch, size['seconds'], _torch_device(case))
   first, steady, cpu = _timed(fn, size['repeats'])
@@ -422,6 +424,17 @@ def plan(size_name: str, torch_available: bool, reference: str | None,
                 'framework': 'jax', 'dtype': 'bfloat16'})
   for framework in ['jax'] + (['torch'] if torch_available else []):
     cases.append({'kind': 'train', 'framework': framework})
+  if platform != 'cpu':
+    # The fused kernel's rows, and the DCASE configuration's LoRA step: global batch 32 of
+    # two-channel 10-s clips, layers rematerialised as configs/dcase2026_beats.py does.
+    for model in ('beats', 'audiomae'):
+      cases.append({'kind': 'encoder', 'model': model, 'batch': size['batches'][-1],
+                    'framework': 'jax', 'dtype': 'bfloat16', 'attention': 'fused'})
+    cases += [{'kind': 'train', 'framework': 'jax', 'remat': 'attention', 'batch': 32},
+              {'kind': 'train', 'framework': 'jax', 'remat': 'attention', 'batch': 32,
+               'dtype': 'bfloat16'}]
+    if torch_available:
+      cases.append({'kind': 'train', 'framework': 'torch', 'batch': 32})
   for remat in ('attention', 'full'):  # what rematerialising the layers costs and saves
     cases.append({'kind': 'train', 'framework': 'jax', 'remat': remat})
   for method in ('knn', 'mahalanobis'):
@@ -435,13 +448,21 @@ def plan(size_name: str, torch_available: bool, reference: str | None,
   return cases
 
 
+# The cases of benchmarks/device_check.sh (under 8 minutes on an H100): every encoder row at
+# batch 64 (JAX float32 / bf16 / bf16 fused beside PyTorch eager and torch.compile) and the DCASE
+# LoRA step at global batch 32 (JAX float32 and bf16, remat=attention, beside PyTorch).
+DEVICE_CHECK = r'forward b=64|b=32$'
+
+
 def label(case: dict) -> str:
+  dtype = f" {case['dtype']}" if case.get('dtype') else ''
   if case['kind'] == 'encoder':
-    dtype = f" {case['dtype']}" if case.get('dtype') else ''
-    return f"{case['model']} forward b={case['batch']}{dtype}"
+    attention = f" {case['attention']}" if case.get('attention', 'matmul') != 'matmul' else ''
+    return f"{case['model']} forward b={case['batch']}{dtype}{attention}"
   if case['kind'] == 'train':
     remat = f" remat={case['remat']}" if case.get('remat', 'none') != 'none' else ''
-    return f'LoRA train step (BEATs){remat}'
+    batch = f" b={case['batch']}" if 'batch' in case else ''
+    return f'LoRA train step (BEATs){remat}{dtype}{batch}'
   if case['kind'] == 'scoring':
     return f"{case['method']} scoring"
   if case['kind'] == 'detector':
@@ -468,9 +489,10 @@ def table(results: list[dict], peak: float) -> str:
     if name in ('matmul peak', 'encoder GEMM rate'):
       continue
     jax_r = by.get('jax', {})
-    # PyTorch has one training step; the rematerialised JAX variants are measured against it.
-    ref_by = by if len(by) > 1 or name.split(' remat=')[0] not in rows else rows[
-        name.split(' remat=')[0]]
+    # PyTorch runs each shape once, in float32: JAX's rematerialised, bf16 and fused variants
+    # are measured against that row.
+    plain = re.sub(r' remat=\S+| bfloat16| fused', '', name)
+    ref_by = by if len(by) > 1 or plain not in rows else rows[plain]
     refs = {k: v for k, v in ref_by.items() if k != 'jax' and 'clips_per_s' in v}
     best = max((v['clips_per_s'] for v in refs.values()), default=None)
     least_cpu = min((v['cpu_s_per_item'] for v in refs.values() if 'cpu_s_per_item' in v),

@@ -34,6 +34,9 @@ def test_torch_mirror_matches_official_fixtures():
     {'kind': 'train', 'framework': 'jax'},
     {'kind': 'train', 'framework': 'torch'},
     {'kind': 'train', 'framework': 'jax', 'remat': 'full'},
+    {'kind': 'train', 'framework': 'jax', 'remat': 'attention', 'dtype': 'bfloat16', 'batch': 2},
+    {'kind': 'encoder', 'model': 'beats', 'batch': 1, 'framework': 'jax', 'dtype': 'bfloat16',
+     'attention': 'fused'},
     {'kind': 'scoring', 'method': 'knn', 'framework': 'jax'},
     {'kind': 'scoring', 'method': 'mahalanobis', 'framework': 'sklearn'},
     {'kind': 'detector', 'encoders': 'tiny', 'batch': 2, 'framework': 'jax'},
@@ -64,6 +67,26 @@ def test_plan_and_table():
   assert '1.00x' in row and '1.25x' in row and '20 % / 20 %' in row and '40.00' in row
   remat = next(line for line in text.splitlines() if 'remat=attention' in line)
   assert '1.00x' in remat  # measured against the one PyTorch training step
+
+
+def test_device_check_runs_the_batch_64_encoders_and_the_dcase_lora_step():
+  import re
+  cases = throughput.plan('full_gpu', True, None, 'gpu')
+  chosen = {(throughput.label(c), c.get('framework')) for c in cases
+            if re.search(throughput.DEVICE_CHECK, throughput.label(c))}
+  for model in ('beats', 'audiomae'):
+    assert {(f'{model} forward b=64', f) for f in ('jax', 'torch', 'torch_compile')} <= chosen
+    assert (f'{model} forward b=64 bfloat16 fused', 'jax') in chosen
+  assert {('LoRA train step (BEATs) remat=attention b=32', 'jax'),
+          ('LoRA train step (BEATs) remat=attention bfloat16 b=32', 'jax'),
+          ('LoRA train step (BEATs) b=32', 'torch')} <= chosen
+  assert not any('b=1' in name.split('forward')[-1] or 'scoring' in name for name, _ in chosen)
+  fake = [{'case': c, 'step_s': 1.0, 'clips_per_s': c.get('batch', 1) / (
+      0.5 if c.get('framework', 'jax') == 'jax' else 1.0), 'peak_device_mb': 10.0} for c in cases]
+  text = throughput.table(fake, peak=100.0)
+  row = next(line for line in text.splitlines()
+             if line.startswith('LoRA train step (BEATs) remat=attention bfloat16 b=32'))
+  assert '64.00' in row and '2.00x' in row  # against the PyTorch step at batch 32
 
 
 def test_gpu_plan_runs_torch_on_cuda_or_says_why_not():
