@@ -264,5 +264,7 @@ def test_bfloat16_training_follows_float32_for_100_steps():
     assert {x.dtype for x in kept if jnp.issubdtype(x.dtype, jnp.floating)} == {np.dtype(np.float32)}
   full, mixed = losses['float32'], losses['bfloat16']
   relative = np.abs(mixed - full) / np.abs(full)
+  print(f'bf16 against float32: max relative loss difference {relative.max():.2e}, '
+        f'loss {full[:4].mean():.1f} -> {full[-20:].mean():.1f}')
   assert 1e-6 < relative.max() < 0.01, relative.max()
-  assert full[-20:].mean() < 0.8 * full[:4].mean()  # it learns (measured 30.4 -> 20.0)
+  assert full[-20:].mean() < 0.8 * full[:4].mean()  # it learns
