@@ -105,8 +105,8 @@ def test_fused_attention_matches_official_and_the_matmul_gradients(model, beats_
                                                                    audiomae_small_dir):
   """attention='fused' (jax.nn.dot_product_attention; XLA's on a CPU, the code path cuDNN's
   kernel takes on a GPU): tokens within TOKEN_ATOL of the official outputs (BEATs: its gated
-  relative-position bias included), and the gradient of a loss in the LoRA weights (B random,
-  so every adapter acts) within 1e-4 relative to the 'matmul' attention's."""
+  relative-position bias included), and for BEATs the gradient of a loss in the LoRA weights
+  (B random, so every adapter acts) within 1e-4 relative to the 'matmul' attention's."""
   import jax.numpy as jnp
   from asd_jax.encoders import Encoder
   from asd_jax.encoders.checkpoint import load_converted
@@ -118,6 +118,8 @@ def test_fused_attention_matches_official_and_the_matmul_gradients(model, beats_
   params, config = load_converted(folder)
   fused = Encoder(config, params, attention='fused')
   np.testing.assert_allclose(np.asarray(fused(data['wave'])), data[key], atol=TOKEN_ATOL)
+  if model == 'audiomae':
+    return  # no bias: the gradient check is BEATs', whose bias depends on the LoRA'd q
   lora = LoRAConfig(rank=4, alpha=8.0, dropout=0.0, targets=('q', 'v'))
   gradients = {}
   for attention in ('matmul', 'fused'):
