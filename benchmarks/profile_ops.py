@@ -38,6 +38,7 @@ JAX_SCOPES = (
     ('relative_position', 'relative position bias'), ('grep', 'relative position bias'),
     ('fused_attention', 'fused attention'),
     ('attention_scores', 'attention matmuls'), ('attention_values', 'attention matmuls'),
+    ('attention_layout', 'attention matmuls'),
     ('softmax', 'softmax'),
     ('gelu', 'gelu'),
     ('layer_norm', 'layer norm'), ('/norm1', 'layer norm'), ('/norm2', 'layer norm'),
@@ -57,6 +58,7 @@ _INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%?([\w.\-]+) = (\(.*?\)|\S+) ([a-z\-]+
 _CALLS = re.compile(r'calls=%?([\w.\-]+)')
 _OP_NAME = re.compile(r'op_name="([^"]*)"')
 _SHAPE = re.compile(r'\[([\d,]*)\]')
+_OPERAND = re.compile(r'%([\w.\-]+)')
 
 
 def scope_kind(op_name: str) -> str:
@@ -66,8 +68,11 @@ def scope_kind(op_name: str) -> str:
 
 def classify_hlo(hlo_text: str) -> dict[str, str | None]:
   """{instruction name: kind} for a compiled module's text; None for control flow (a while
-  thunk's time is the sum of its body's thunks, which are counted themselves)."""
-  computations, current = {}, None
+  thunk's time is the sum of its body's thunks, which are counted themselves). A fusion with no
+  `op_name` anywhere (XLA's CPU pipeline splits a long row reduce into a 'wrapped' reduce-window
+  and a reduce, and names neither part) takes the kind of its first user that has one: the
+  softmax's max and the layer norm's mean, not "other"."""
+  computations, current, users = {}, None, collections.defaultdict(list)
   for line in hlo_text.splitlines():
     match = _COMPUTATION.match(line)
     if match:
@@ -80,6 +85,9 @@ def classify_hlo(hlo_text: str) -> dict[str, str | None]:
       op_name = _OP_NAME.search(line)
       current.append((name, shape, opcode, calls.group(1) if calls else None,
                       op_name.group(1) if op_name else ''))
+      operands = line[match.end():].split(')', 1)[0]
+      for operand in _OPERAND.findall(operands):
+        users[operand].append(name)
 
   def dot_size(shape):
     dims = _SHAPE.search(shape)
@@ -95,10 +103,16 @@ def classify_hlo(hlo_text: str) -> dict[str, str | None]:
       return scope_kind(root or op_name)
     return scope_kind(op_name)
 
-  kinds = {}
+  kinds, unnamed = {}, []
   for instructions in computations.values():
     for name, _, opcode, called, op_name in instructions:
       kinds[name] = None if opcode in CONTAINERS else kind_of(opcode, op_name, called)
+      if kinds[name] == 'other' and not op_name and called in computations and not any(
+          n for *_, n in computations[called]):
+        unnamed.append(name)
+  for name in unnamed:
+    kinds[name] = next((kinds[user] for user in users[name]
+                        if kinds.get(user) not in (None, 'other')), 'other')
   return kinds
 
 

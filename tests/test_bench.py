@@ -120,6 +120,36 @@ def test_op_kind_profile_names_the_encoder_parts():
     assert torch_kinds.get(kind, 0) > 0, (kind, torch_kinds)
 
 
+def test_unnamed_reduce_fusions_take_the_kind_of_their_user():
+  """XLA's CPU pipeline splits the softmax's row max into a reduce-window and a reduce and
+  names neither wrapper: the named reduce that uses it gives the kind; a fusion with no named
+  user stays 'other'."""
+  from asd_jax.benchmarks import profile_ops
+  hlo = """
+%wrapped_rw_computation (p0: f32[4,513], p1: f32[]) -> f32[4,17] {
+  %p0 = f32[4,513]{1,0} parameter(0)
+  %p1 = f32[] parameter(1)
+  ROOT %rw = f32[4,17]{1,0} reduce-window(%p0, %p1), window={size=1x32 stride=1x32}
+}
+%max_computation (q0: f32[4,17], q1: f32[]) -> f32[4] {
+  %q0 = f32[4,17]{1,0} parameter(0)
+  %q1 = f32[] parameter(1)
+  ROOT %r = f32[4]{0} reduce(%q0, %q1), dimensions={1}, metadata={op_name="jit(f)/blocks/softmax/reduce_max"}
+}
+ENTRY %main (x: f32[4,513]) -> f32[4] {
+  %x = f32[4,513]{1,0} parameter(0)
+  %c = f32[] constant(0)
+  %wrapped_reduce-window = f32[4,17]{1,0} fusion(%x, %c), kind=kLoop, calls=%wrapped_rw_computation
+  %lonely = f32[4,17]{1,0} fusion(%x, %c), kind=kLoop, calls=%wrapped_rw_computation
+  ROOT %wrapped_reduce = f32[4]{0} fusion(%wrapped_reduce-window, %c), kind=kLoop, calls=%max_computation, metadata={op_name="jit(f)/blocks/softmax/reduce_max"}
+}
+"""
+  kinds = profile_ops.classify_hlo(hlo)
+  assert kinds['wrapped_reduce'] == 'softmax'
+  assert kinds['wrapped_reduce-window'] == 'softmax'
+  assert kinds['lonely'] == 'other'
+
+
 @pytest.mark.parametrize('framework', ['jax', 'torch'])
 def test_gemm_rates_on_the_encoder_shapes(framework):
   """Each shape's rate, and the layer mix as the time-weighted combination of them (four

@@ -119,7 +119,8 @@ def attend(q, k, v, bias=None, probs_dropout=None, attention: str = 'matmul'):
     return out.reshape(*out.shape[:2], -1)
   if attention != 'matmul':
     raise ValueError(f'attention {attention!r} is not one of {ATTENTION}')
-  q, k, v = (jnp.swapaxes(x, 1, 2) for x in (q, k, v))  # [B, H, N, d]
+  with jax.named_scope('attention_layout'):
+    q, k, v = (jnp.swapaxes(x, 1, 2) for x in (q, k, v))  # [B, H, N, d]
   scale = q.shape[-1]**-0.5
   with jax.named_scope('attention_scores'):
     scores = jnp.matmul(q * jnp.asarray(scale, q.dtype), jnp.swapaxes(k, -1, -2))
@@ -131,8 +132,10 @@ def attend(q, k, v, bias=None, probs_dropout=None, attention: str = 'matmul'):
   if probs_dropout is not None:
     probs = probs_dropout(probs)
   with jax.named_scope('attention_values'):
-    out = jnp.swapaxes(jnp.matmul(probs, v), 1, 2)  # [B, N, H, d]
-  return out.reshape(*out.shape[:2], -1)
+    out = jnp.matmul(probs, v)
+  with jax.named_scope('attention_layout'):
+    out = jnp.swapaxes(out, 1, 2)  # [B, N, H, d]
+    return out.reshape(*out.shape[:2], -1)
 
 
 def gelu(x):
