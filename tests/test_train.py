@@ -261,7 +261,8 @@ def test_bfloat16_training_follows_float32_for_100_steps():
       curve.append(float(metrics['loss']))
     losses[dtype] = np.array(curve)
     kept = jax.tree_util.tree_leaves((state.trainable, state.opt_state))
-    assert {x.dtype for x in kept if jnp.issubdtype(x.dtype, jnp.floating)} == {np.dtype(np.float32)}
+    floating = {x.dtype for x in kept if jnp.issubdtype(x.dtype, jnp.floating)}
+    assert floating == {np.dtype(np.float32)}
   full, mixed = losses['float32'], losses['bfloat16']
   relative = np.abs(mixed - full) / np.abs(full)
   print(f'bf16 against float32: max relative loss difference {relative.max():.2e}, '

@@ -103,11 +103,11 @@ def attend(q, k, v, bias=None, probs_dropout=None, attention: str = 'matmul'):
   """Softmax attention over heads.  q, k, v [B, N, H, d]; bias [B|1, H, N, N] -> [B, N, H·d].
 
   Scores are q·k/√d (+ bias), softmax in float32 whatever the compute dtype; `probs_dropout`
-  (a callable, training only; 'matmul' only) acts on the attention probabilities. `attention`:
-  ATTENTION above. Heads are moved next to the
-  batch before the two matmuls: XLA's CPU backend runs [B, H, N, d] batched matmuls 1.5x faster
-  than the same einsums with the heads in the middle (AudioMAE-base, batch 16: 0.27 s against
-  0.42 s per layer). The named scopes give the op kinds of benchmarks/profile_ops.py.
+  (a callable, training only; 'matmul' only) acts on the attention probabilities; `attention`
+  is one of ATTENTION above. 'matmul' moves the heads next to the batch before the two matmuls:
+  XLA's CPU backend runs [B, H, N, d] batched matmuls 1.5x faster than the same einsums with the
+  heads in the middle (AudioMAE-base, batch 16: 0.27 s against 0.42 s per layer). The named
+  scopes give the op kinds of benchmarks/profile_ops.py.
   """
   if attention == 'fused':
     if probs_dropout is not None:
