@@ -111,7 +111,7 @@ def test_fused_attention_matches_official_and_the_matmul_gradients(model, beats_
   from asd_jax.encoders import Encoder
   from asd_jax.encoders.checkpoint import load_converted
   from asd_jax.encoders.config import LoRAConfig
-  from asd_jax.encoders.lora import LORA_B, split_trainable
+  from asd_jax.encoders.lora import LORA_B, combine, split_trainable
   folder, key = ((beats_small_dir, 'features') if model == 'beats'
                  else (audiomae_small_dir, 'tokens'))
   data = np.load(fixture_path(f'{model}_small_io.npz'))
@@ -131,7 +131,6 @@ def test_fused_attention_matches_official_and_the_matmul_gradients(model, beats_
     wave = jnp.asarray(data['wave'])
 
     def loss(t):
-      from asd_jax.encoders.lora import combine
       return jnp.mean(encoder.apply(combine(t, frozen), wave) ** 2)
 
     gradients[attention] = jax.tree_util.tree_leaves(jax.jit(jax.grad(loss))(trainable))
