@@ -26,6 +26,17 @@ def clip_log_mel(path: str, channel: int = 0, mono: str = 'duplicate') -> np.nda
   return log_mel(read_wave(path, mono)[channel])
 
 
+def wave_statistics(waves, channel: int = 0) -> np.ndarray:
+  """[n, 256] `frame_statistics` of one channel of each wave ([C, S] arrays): the log-mel
+  reference's features, and the BEATs branch's log-mel bank. Waves of one length go through
+  one `log_mel` call."""
+  out = np.empty((len(waves), 2 * N_MELS))
+  for length in {wave.shape[1] for wave in waves}:
+    rows = [i for i, wave in enumerate(waves) if wave.shape[1] == length]
+    out[rows] = frame_statistics(log_mel(np.stack([waves[i][channel] for i in rows])))
+  return out
+
+
 def frame_statistics(frames: np.ndarray) -> np.ndarray:
   """[..., 256]: per-bin mean and standard deviation over time of a [..., 128, T] log-mel."""
   return np.concatenate([frames.mean(axis=-1), frames.std(axis=-1)], axis=-1)

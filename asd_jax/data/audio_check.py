@@ -92,18 +92,27 @@ def content_problem(path: str) -> str | None:
   return None
 
 
-def file_problem(path: str, mono: str = 'error') -> str | None:
-  """A problem line for a single file that cannot be scored: unreadable, truncated, empty, not
-  two channels (one, with mono='duplicate'), NaN/Inf or silent; None when it is fine."""
+def read_header(path: str):
+  """(soundfile's info, None), or (None, a problem line) for a file whose header cannot be
+  read, that is truncated (`wav_truncation`) or that holds no samples."""
   try:
     info = sf.info(path)
   except (RuntimeError, sf.LibsndfileError) as e:
-    return f'{path}: unreadable audio ({str(e).splitlines()[0][-120:]})'
+    return None, f'{path}: unreadable audio ({str(e).splitlines()[0][-120:]})'
   problem = wav_truncation(path)
   if problem:
-    return problem
+    return None, problem
   if info.frames == 0:
-    return f'{path}: contains no samples'
+    return None, f'{path}: contains no samples'
+  return info, None
+
+
+def file_problem(path: str, mono: str = 'error') -> str | None:
+  """A problem line for a single file that cannot be scored: unreadable, truncated, empty, not
+  two channels (one, with mono='duplicate'), NaN/Inf or silent; None when it is fine."""
+  info, problem = read_header(path)
+  if problem:
+    return problem
   if info.channels != 2 and not (info.channels == 1 and mono == 'duplicate'):
     return f'{path}: {info.channels} channel(s); expected 2 (near, far)'
   return content_problem(path)

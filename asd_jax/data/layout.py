@@ -14,7 +14,6 @@ import logging
 import os
 import re
 
-import soundfile as sf
 
 from asd_jax.data import audio_check
 from asd_jax.data import ground_truth as ground_truth_lib
@@ -249,17 +248,9 @@ def _read_clip(path, dataset, machine, split, attributes, truth, problems) -> Cl
   if parsed.split is not None and parsed.split != split:
     problems.append(f'{path}: named {parsed.split} but lies in {split}/')
     return None
-  try:
-    info = sf.info(path)
-  except (RuntimeError, sf.LibsndfileError) as e:
-    problems.append(f'{path}: unreadable audio ({str(e).splitlines()[0][-120:]})')
-    return None
-  truncated = audio_check.wav_truncation(path)
-  if truncated:
-    problems.append(truncated)
-    return None
-  if info.frames == 0:
-    problems.append(f'{path}: contains no samples')
+  info, problem = audio_check.read_header(path)
+  if problem:
+    problems.append(problem)
     return None
   pairs = attribute_pairs(parsed.attribute_string)
   csv_path = os.path.join(os.path.dirname(os.path.dirname(path)),

@@ -282,9 +282,7 @@ class Detector:
     from asd_jax.inference import embed
     from asd_jax.scoring import clip_banks
     if not self.models:
-      channel = self.config.baseline.channel
-      return {LOGMEL_FEATURES: np.stack([logmel.frame_statistics(logmel.log_mel(w[channel]))
-                                         for w in waves])}
+      return {LOGMEL_FEATURES: logmel.wave_statistics(waves, self.config.baseline.channel)}
     audio = self.audio
     mode = self.info['channel_mode']
     out = {}

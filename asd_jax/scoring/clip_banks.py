@@ -99,11 +99,7 @@ def logmel_level_reader(model) -> Reader:
 
   def read(waves, row_gates):
     del row_gates
-    level = np.empty((len(waves), 2 * logmel.N_MELS), np.float32)
-    for length in {wave.shape[1] for wave in waves}:
-      rows = [i for i, wave in enumerate(waves) if wave.shape[1] == length]
-      near = np.stack([waves[i][0] for i in rows])
-      level[rows] = logmel.frame_statistics(logmel.log_mel(near))
+    level = logmel.wave_statistics(waves, channel=0).astype(np.float32)
     return {TWO_CHANNEL: level, LEFT_DUPLICATED: level}
 
   return read
