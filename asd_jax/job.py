@@ -421,15 +421,16 @@ class Job:
       verdict = self.verdict('evaluate', manifest)
       if verdict.done:
         return verdict.record['result']
-      outputs = [os.path.join(self.workdir, p) for p in ('results.md', 'results.csv',
-                                                         'evaluation', 'plots')]
+      plotted = MAIN_SYSTEM in systems  # the plots are the main system's
+      names = ('results.md', 'results.csv', 'evaluation') + (('plots',) if plotted else ())
+      outputs = [os.path.join(self.workdir, name) for name in names]
       with self.recording(verdict, outputs) as run:
         results = {s: evaluate_lib.evaluate_submission(self.submission_dir(s), truth)
                    for s in systems}
         report.write_results(results, outputs[0], outputs[1], preamble='# Results (%)\n\n')
         for system, result in results.items():
           report.write_official_csv(os.path.join(outputs[2], f'{system}_result.csv'), result)
-        if MAIN_SYSTEM in systems:
+        if plotted:
           scores = submission.read_scores(self.submission_dir(MAIN_SYSTEM))
           for (machine, section), section_truth in sorted(truth.items()):
             clips = section_truth.clips
