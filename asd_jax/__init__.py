@@ -11,23 +11,28 @@ __version__ = '0.1.0'
 # Xeon those ran the encoders' matmuls at ~120 GFLOP/s where oneDNN reaches ~185, and fused
 # whole attention blocks at a third of PyTorch's speed; with YNN fusions off and XNNPACK on,
 # both encoders take 27-28 % less CPU time per clip at batch 16 and the same at batch 1
-# (docs/performance.md, "CPU: the dot back end and where the time goes"). Added only where
-# XLA_FLAGS does not set them already and ASD_JAX_KEEP_XLA_DEFAULTS is unset (the profile's
-# before/after), and only effective when asd_jax is imported before JAX compiles anything.
-CPU_DOT_FLAGS = (('--xla_cpu_experimental_ynn_fusion_type', ''),
-                 ('--xla_cpu_use_xnnpack', 'true'))
+# (docs/performance.md, "CPU: the dot back end and where the time goes"). XLA's CPU pipeline
+# also splits every long row reduction (the softmax's max and sum, the layer norm's mean) into
+# a reduce-window and a reduce; without that pass AudioMAE's softmax takes 0.6-0.8x the time
+# ("CPU: the non-matmul rule"). The GPU pipeline's pass of that kind has another name
+# (tree-reduction-rewriter) and stays. Added only where XLA_FLAGS does not set them already and
+# ASD_JAX_KEEP_XLA_DEFAULTS is unset (the profile's before/after), and only effective when
+# asd_jax is imported before JAX compiles anything.
+CPU_XLA_FLAGS = (('--xla_cpu_experimental_ynn_fusion_type', ''),
+                 ('--xla_cpu_use_xnnpack', 'true'),
+                 ('--xla_disable_hlo_passes', 'tree_reduction_rewriter'))
 
 
-def _prefer_fast_cpu_dots() -> None:
+def _prefer_fast_cpu_ops() -> None:
   if os.environ.get('ASD_JAX_KEEP_XLA_DEFAULTS'):
     return
   flags = os.environ.get('XLA_FLAGS', '')
-  extra = [f'{name}={value}' for name, value in CPU_DOT_FLAGS if name not in flags]
+  extra = [f'{name}={value}' for name, value in CPU_XLA_FLAGS if name not in flags]
   if extra:
     os.environ['XLA_FLAGS'] = ' '.join([flags, *extra]).strip()
 
 
-_prefer_fast_cpu_dots()
+_prefer_fast_cpu_ops()
 
 
 def __getattr__(name: str):

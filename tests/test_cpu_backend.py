@@ -1,4 +1,5 @@
-"""asd_jax picks XLA's CPU dot back end (asd_jax/__init__.py) without overriding the user's."""
+"""asd_jax picks XLA's CPU dot back end and plain row reductions (asd_jax/__init__.py) without
+overriding the user's flags."""
 import os
 import subprocess
 import sys
@@ -19,11 +20,13 @@ def _flags_after_import(**env) -> str:
                         capture_output=True, text=True).stdout.strip()
 
 
-def test_import_adds_the_dot_flags_but_keeps_the_users():
+def test_import_adds_the_cpu_flags_but_keeps_the_users():
   assert _flags_after_import() == ('--xla_cpu_experimental_ynn_fusion_type= '
-                                   '--xla_cpu_use_xnnpack=true')
+                                   '--xla_cpu_use_xnnpack=true '
+                                   '--xla_disable_hlo_passes=tree_reduction_rewriter')
   assert _flags_after_import(XLA_FLAGS='--xla_cpu_use_xnnpack=false') == (
-      '--xla_cpu_use_xnnpack=false --xla_cpu_experimental_ynn_fusion_type=')
+      '--xla_cpu_use_xnnpack=false --xla_cpu_experimental_ynn_fusion_type= '
+      '--xla_disable_hlo_passes=tree_reduction_rewriter')
   assert _flags_after_import(XLA_FLAGS='--xla_force_host_platform_device_count=2',
                              ASD_JAX_KEEP_XLA_DEFAULTS='1') == (
                                  '--xla_force_host_platform_device_count=2')
@@ -31,12 +34,30 @@ def test_import_adds_the_dot_flags_but_keeps_the_users():
 
 @pytest.mark.skipif(jax.default_backend() != 'cpu', reason='the flags concern the CPU back end')
 def test_this_process_compiles_dots_outside_ynnpack():
-  assert 'xla_cpu_use_xnnpack=true' in os.environ['XLA_FLAGS'], asd_jax.CPU_DOT_FLAGS
+  assert 'xla_cpu_use_xnnpack=true' in os.environ['XLA_FLAGS'], asd_jax.CPU_XLA_FLAGS
   hlo = jax.jit(lambda a, b: jax.nn.gelu(a @ b)).lower(
       jnp.ones((64, 32)), jnp.ones((32, 16))).compile().as_text()
   instructions = [line for line in hlo.splitlines() if ' = ' in line and 'metadata' in line]
   assert any(' dot(' in line for line in instructions)
   assert not any('ynn_fusion' in line.split(' = ')[0] for line in instructions)
+
+
+ROW_REDUCTIONS = ('import asd_jax, jax, jax.numpy as jnp; '
+                  'f = lambda x: jax.nn.softmax(x, -1) - x.mean(-1, keepdims=True); '
+                  'print("reduce-window" in jax.jit(f).lower(jnp.ones((8, 768))).compile()'
+                  '.as_text())')
+
+
+@pytest.mark.skipif(jax.default_backend() != 'cpu', reason='the flags concern the CPU back end')
+def test_long_row_reductions_stay_one_reduce():
+  """The softmax's max and sum and a 768-wide mean are plain reduces, where XLA's CPU pipeline
+  with the dot flags alone splits each into a reduce-window and a reduce."""
+  clean = {k: v for k, v in os.environ.items() if k != 'ASD_JAX_KEEP_XLA_DEFAULTS'}
+  split = {flags: subprocess.run([sys.executable, '-c', ROW_REDUCTIONS],
+                                 env={**clean, 'XLA_FLAGS': flags}, check=True,
+                                 capture_output=True, text=True).stdout.strip()
+           for flags in ('', '--xla_disable_hlo_passes=')}
+  assert split == {'': 'False', '--xla_disable_hlo_passes=': 'True'}
 
 
 DROPOUT_BITS = ('import jax, numpy as np, asd_jax.encoders; '
