@@ -13,8 +13,8 @@ __version__ = '0.1.0'
 # both encoders take 27-28 % less CPU time per clip at batch 16 and the same at batch 1
 # (docs/performance.md, "CPU: the dot back end and where the time goes"). XLA's CPU pipeline
 # also splits every long row reduction (the softmax's max and sum, the layer norm's mean) into
-# a reduce-window and a reduce; without that pass AudioMAE's softmax takes 0.6-0.8x the time
-# ("CPU: the non-matmul rule"). The GPU pipeline's pass of that kind has another name
+# a reduce-window and a reduce; without that pass the softmax takes 0.5-0.8x the time ("CPU:
+# long row reductions stay one reduce"). The GPU pipeline's pass of that kind has another name
 # (tree-reduction-rewriter) and stays. Added only where XLA_FLAGS does not set them already and
 # ASD_JAX_KEEP_XLA_DEFAULTS is unset (the profile's before/after), and only effective when
 # asd_jax is imported before JAX compiles anything.
