@@ -14,20 +14,32 @@ __version__ = '0.1.0'
 # (docs/performance.md, "CPU: the dot back end and where the time goes"). XLA's CPU pipeline
 # also splits every long row reduction (the softmax's max and sum, the layer norm's mean) into
 # a reduce-window and a reduce; without that pass the softmax takes 0.5-0.8x the time ("CPU:
-# long row reductions stay one reduce"). The GPU pipeline's pass of that kind has another name
-# (tree-reduction-rewriter) and stays. Added only where XLA_FLAGS does not set them already and
-# ASD_JAX_KEEP_XLA_DEFAULTS is unset (the profile's before/after), and only effective when
-# asd_jax is imported before JAX compiles anything.
+# long row reductions stay one reduce"). Its flag is not a CPU-only one, so it is added only
+# where JAX can run on nothing but the CPU (JAX_PLATFORMS=cpu, or no GPU/TPU plugin installed).
+# Added only where XLA_FLAGS does not set them already and ASD_JAX_KEEP_XLA_DEFAULTS is unset
+# (the profile's before/after), and only effective when asd_jax is imported before JAX compiles
+# anything.
 CPU_XLA_FLAGS = (('--xla_cpu_experimental_ynn_fusion_type', ''),
-                 ('--xla_cpu_use_xnnpack', 'true'),
-                 ('--xla_disable_hlo_passes', 'tree_reduction_rewriter'))
+                 ('--xla_cpu_use_xnnpack', 'true'))
+CPU_ONLY_XLA_FLAGS = (('--xla_disable_hlo_passes', 'tree_reduction_rewriter'),)
+
+
+def _cpu_only() -> bool:
+  """Whether JAX can use no back end but the CPU here, decided without importing JAX."""
+  platforms = os.environ.get('JAX_PLATFORMS', '')
+  if platforms:
+    return platforms == 'cpu'
+  from importlib import metadata, util  # where JAX looks for its plugins
+  return (not metadata.entry_points(group='jax_plugins') and util.find_spec('jax_plugins') is None
+          and util.find_spec('libtpu') is None)
 
 
 def _prefer_fast_cpu_ops() -> None:
   if os.environ.get('ASD_JAX_KEEP_XLA_DEFAULTS'):
     return
   flags = os.environ.get('XLA_FLAGS', '')
-  extra = [f'{name}={value}' for name, value in CPU_XLA_FLAGS if name not in flags]
+  wanted = CPU_XLA_FLAGS + (CPU_ONLY_XLA_FLAGS if _cpu_only() else ())
+  extra = [f'{name}={value}' for name, value in wanted if name not in flags]
   if extra:
     os.environ['XLA_FLAGS'] = ' '.join([flags, *extra]).strip()
 

@@ -30,6 +30,11 @@ def test_import_adds_the_cpu_flags_but_keeps_the_users():
   assert _flags_after_import(XLA_FLAGS='--xla_force_host_platform_device_count=2',
                              ASD_JAX_KEEP_XLA_DEFAULTS='1') == (
                                  '--xla_force_host_platform_device_count=2')
+  # A pass disabled by name would be disabled on every back end: only where JAX has the CPU alone.
+  assert _flags_after_import(JAX_PLATFORMS='cuda,cpu') == (
+      '--xla_cpu_experimental_ynn_fusion_type= --xla_cpu_use_xnnpack=true')
+  assert _flags_after_import(JAX_PLATFORMS='cpu').endswith(
+      '--xla_disable_hlo_passes=tree_reduction_rewriter')
 
 
 @pytest.mark.skipif(jax.default_backend() != 'cpu', reason='the flags concern the CPU back end')
