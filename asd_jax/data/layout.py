@@ -14,7 +14,6 @@ import logging
 import os
 import re
 
-
 from asd_jax.data import audio_check
 from asd_jax.data import ground_truth as ground_truth_lib
 
