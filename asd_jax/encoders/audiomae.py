@@ -39,8 +39,8 @@ class ViTBlock(nn.Module):
     h = nn.LayerNorm(eps, name='norm1')(x)
     q, k, v = (split_heads(dense(n, c.embed_dim)(h, self.deterministic), c.num_heads)
                for n in ('q', 'k', 'v'))
-    h = attend(q, k, v, attention=self.attention, inference=self.deterministic)
-    x = x + dense('out', c.embed_dim)(h, self.deterministic)
+    x = x + dense('out', c.embed_dim)(attend(q, k, v, attention=self.attention),
+                                      self.deterministic)
     h = nn.LayerNorm(eps, name='norm2')(x)
     h = dense('fc2', c.embed_dim)(gelu(dense('fc1', c.mlp_dim)(h, self.deterministic)),
                                   self.deterministic)

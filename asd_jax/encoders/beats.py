@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from asd_jax.encoders.config import BeatsConfig, LoRAConfig
-from asd_jax.encoders.layers import (EncoderModule, HeadBias, PatchEmbed, attend, gelu,
-                                     layer_stack, split_heads)
+from asd_jax.encoders.layers import (EncoderModule, PatchEmbed, attend, gelu, layer_stack,
+                                     split_heads)
 from asd_jax.encoders.lora import LoRADense
 
 LN_EPS = 1e-5
@@ -83,20 +83,21 @@ class BeatsLayer(nn.Module):
     v = split_heads(dense('v', c.width)(x, self.deterministic), heads)
     bias = None
     if pos_bias is not None:
-      bias = HeadBias(pos_bias)
+      bias = pos_bias[None]  # [1, H, N, N]
       if c.gru_rel_pos:
         gate_logits = nn.Dense(8, name='grep_linear', dtype=self.dtype)(q)  # [B, N, H, 8]
         grep_a = self.param('grep_a', nn.initializers.ones, (heads,))
         with jax.named_scope('relative_position_bias'):
           g = jax.nn.sigmoid(gate_logits.reshape(*gate_logits.shape[:-1], 2, 4).sum(-1)
                              .astype(jnp.float32))
-          bias = HeadBias(pos_bias, g[..., 0] * (g[..., 1] * grep_a - 1.0) + 2.0)  # [B, N, H]
+          gate = g[..., 0] * (g[..., 1] * grep_a - 1.0) + 2.0  # [B, N, H]
+          bias = gate.transpose(0, 2, 1)[..., None] * pos_bias[None]
     drop = nn.Dropout(c.dropout)
     attn_drop = nn.Dropout(c.attention_dropout)
     no_dropout = self.deterministic or c.attention_dropout == 0.0
     h = attend(q, k, v, bias,
                None if no_dropout else (lambda p: attn_drop(p, deterministic=False)),
-               self.attention, inference=self.deterministic)
+               self.attention)
     h = dense('out', c.width)(h, self.deterministic)
     h = drop(h, deterministic=self.deterministic)
     alpha = c.deep_norm_alpha
