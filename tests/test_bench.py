@@ -45,7 +45,8 @@ def test_bench_cases_run_at_toy_size(case):
   if case.get('framework') == 'jax' and case['kind'] == 'encoder':
     assert result['gflop'] > 0
   if case['kind'] == 'detector':
-    assert result['forward_clips_per_s'] > 0 and result['detector_mb'] > 0
+    assert result['forward_clips_per_s'] > 0 and result['features_clips_per_s'] > 0
+    assert result['detector_mb'] > 0
 
 
 def test_plan_and_table():
