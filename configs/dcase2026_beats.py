@@ -36,7 +36,7 @@ def get_config():
   config.model.gate_bias_init = 1.0  # report §3.4
   config.model.dtype = 'float32'  # not measured (bfloat16: +26 % BEATs forward on an H100,
   #                                 docs/performance.md; its effect on scores not measured)
-  # measured: 52.0 GB -> 22.7 GB of training temporaries at batch 32 x 2 ch x 10 s
+  # measured: 33.0 GB -> 19.4 GB of training temporaries at batch 32 x 2 ch x 10 s
   # (docs/performance.md), so batch 32 fits a 40 GB device; the update is unchanged.
   config.model.remat = 'attention'
   config.lora.rank = 8  # report §3.3

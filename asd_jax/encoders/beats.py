@@ -81,23 +81,18 @@ class BeatsLayer(nn.Module):
     q = split_heads(dense('q', c.width)(x, self.deterministic), heads)
     k = split_heads(dense('k', c.width)(x, self.deterministic), heads)
     v = split_heads(dense('v', c.width)(x, self.deterministic), heads)
-    bias = None
-    if pos_bias is not None:
-      bias = pos_bias[None]  # [1, H, N, N]
-      if c.gru_rel_pos:
-        gate_logits = nn.Dense(8, name='grep_linear', dtype=self.dtype)(q)  # [B, N, H, 8]
-        grep_a = self.param('grep_a', nn.initializers.ones, (heads,))
-        with jax.named_scope('relative_position_bias'):
-          g = jax.nn.sigmoid(gate_logits.reshape(*gate_logits.shape[:-1], 2, 4).sum(-1)
-                             .astype(jnp.float32))
-          gate = g[..., 0] * (g[..., 1] * grep_a - 1.0) + 2.0  # [B, N, H]
-          bias = gate.transpose(0, 2, 1)[..., None] * pos_bias[None]
+    gate = None
+    if pos_bias is not None and c.gru_rel_pos:
+      gate_logits = nn.Dense(8, name='grep_linear', dtype=self.dtype)(q)  # [B, N, H, 8]
+      grep_a = self.param('grep_a', nn.initializers.ones, (heads,))
+      with jax.named_scope('relative_position_bias'):
+        g = jax.nn.sigmoid(gate_logits.reshape(*gate_logits.shape[:-1], 2, 4).sum(-1)
+                           .astype(jnp.float32))
+        gate = (g[..., 0] * (g[..., 1] * grep_a - 1.0) + 2.0).transpose(0, 2, 1)  # [B, H, N]
     drop = nn.Dropout(c.dropout)
-    attn_drop = nn.Dropout(c.attention_dropout)
-    no_dropout = self.deterministic or c.attention_dropout == 0.0
-    h = attend(q, k, v, bias,
-               None if no_dropout else (lambda p: attn_drop(p, deterministic=False)),
-               self.attention)
+    dropout = 0.0 if self.deterministic else c.attention_dropout
+    h = attend(q, k, v, pos_bias, gate, dropout,
+               self.make_rng('dropout') if dropout else None, self.attention)
     h = dense('out', c.width)(h, self.deterministic)
     h = drop(h, deterministic=self.deterministic)
     alpha = c.deep_norm_alpha
