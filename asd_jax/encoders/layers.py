@@ -15,7 +15,8 @@ from asd_jax.audio import SAMPLE_RATE
 # What the backward pass keeps of each transformer layer (the rest is recomputed from the
 # layer's input). Training keeps every layer's activations because LoRA sits in all of them.
 # The attention never keeps its [B, H, N, N] tensors (_softmax_attention). 'attention' keeps the
-# weight matmuls' outputs and the attention's log-sum-exp, and recomputes the element-wise rest; 'full' keeps only the layer's input (README, Performance).
+# weight matmuls' outputs and the attention's log-sum-exp, and recomputes the element-wise rest;
+# 'full' keeps only the layer's input (README, Performance).
 REMAT_POLICIES = {
     'none': None,
     'attention': jax.checkpoint_policies.save_from_both_policies(
