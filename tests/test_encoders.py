@@ -157,8 +157,9 @@ def _autodiff_attention(q, k, v, table, gate, key, rate):
                                        ('gated', 0.1)])
 def test_attention_backward_matches_autodiff(bias, rate):
   """attend's custom backward (probabilities rebuilt from the log-sum-exp, one pass) against
-  jax.grad of the attention written out: values equal, gradients in q, k, v, the bias table and
-  the gate within 1e-5 of the largest (measured ≤ 9e-7)."""
+  jax.grad of the attention written out: values within 1e-6 of the largest (measured ≤ 2.3e-7),
+  gradients in q, k, v, the bias table and the gate within 1e-5 of the largest (measured
+  ≤ 9e-7)."""
   import jax.numpy as jnp
   from asd_jax.encoders.layers import attend
   rng = np.random.default_rng(0)
@@ -178,7 +179,9 @@ def test_attention_backward_matches_autodiff(bias, rate):
   def autodiff(*args):
     return jnp.sum(weights * _autodiff_attention(*args, key, rate))
 
-  np.testing.assert_allclose(ours(*inputs), autodiff(*inputs), rtol=1e-6)
+  value = attend(*inputs, dropout_rate=rate, dropout_key=key)
+  expected = _autodiff_attention(*inputs, key, rate)
+  np.testing.assert_allclose(value, expected, atol=1e-6 * np.abs(expected).max())
   got = jax.jit(jax.grad(ours, wrt))(*inputs)
   want = jax.jit(jax.grad(autodiff, wrt))(*inputs)
   for g, w in zip(got, want):
