@@ -120,9 +120,7 @@ def attend(q, k, v, bias_table=None, bias_gate=None, dropout_rate: float = 0.0,
   if attention == 'fused':
     if dropout_rate:
       raise ValueError('fused attention has no dropout on the attention probabilities')
-    bias = None
-    if bias_table is not None:
-      bias = bias_table[None] if bias_gate is None else bias_gate[..., None] * bias_table
+    bias = None if bias_table is None else _bias(bias_table, bias_gate)
     with jax.named_scope('fused_attention'):
       out = jax.nn.dot_product_attention(
           q, k, v, bias=None if bias is None else bias.astype(q.dtype),
@@ -139,6 +137,12 @@ def attend(q, k, v, bias_table=None, bias_gate=None, dropout_rate: float = 0.0,
     return out.reshape(*out.shape[:2], -1)
 
 
+def _bias(table, gate):
+  """[1 | B, H, N, N] attention bias: the table [H, N, N], times the gate [B, H, N] per query
+  where given."""
+  return table[None] if gate is None else gate[..., None] * table
+
+
 def _scores(q, k, table, gate):
   """float32 scores q·k/√d + bias of head-major q, k [B, H, N, d]."""
   with jax.named_scope('attention_scores'):
@@ -146,7 +150,7 @@ def _scores(q, k, table, gate):
   with jax.named_scope('softmax'):
     scores = scores.astype(jnp.float32)
     if table is not None:
-      scores = scores + (table if gate is None else gate[..., None] * table)
+      scores = scores + _bias(table, gate)
   return scores
 
 
