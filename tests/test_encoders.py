@@ -9,7 +9,7 @@ from checkpoints_convert import official_layout
 from checkpoints_convert.__main__ import main as convert_main
 from tests.conftest import fixture_path
 
-TOKEN_ATOL = 1e-4  # the target; measured BEATs 3.0e-5, AudioMAE 2.2e-5
+TOKEN_ATOL = 1e-4  # the target; measured BEATs 3.0e-5, AudioMAE 2.5e-5
 
 
 def test_beats_tokens_match_official(beats_small_dir):

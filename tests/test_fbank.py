@@ -36,9 +36,9 @@ def test_beats_fbank_matches_official_fixture():
   ours = np.asarray(fb.kaldi_fbank(data['wave'] * 2.0**15, 'povey'))
   assert ours.shape == data['fbank'].shape
   err = np.abs(ours - data['fbank'])
-  # float32 rounding differs between our DFT (one matmul) and torch's FFT; the largest gaps sit
-  # in deep spectral nulls (log energy ~6 below its neighbours). Measured: max 2.9e-4, 99.9th
-  # pct 5e-5.
+  # Both are float32 FFTs of the same steps; the largest gaps sit in deep spectral nulls (log
+  # energy ~6 below its neighbours), where float32 rounding of the spectrum dominates.
+  # Measured: max 4.8e-4, 99.9th pct 4.8e-5.
   assert err.max() < 1e-3
   assert np.percentile(err, 99.9) < 1e-4
   assert np.median(err) < 1e-5
@@ -50,7 +50,7 @@ def test_audiomae_fbank_matches_official_fixture():
   data = np.load(fixture_path('audiomae_small_io.npz'))
   ours = np.asarray(fb.audiomae_fbank(data['wave']))
   assert ours.shape == (2, 1024, 128)
-  np.testing.assert_allclose(ours, data['fbank'], atol=2e-4)  # measured 1.2e-4
+  np.testing.assert_allclose(ours, data['fbank'], atol=2e-4)  # measured 1.1e-4
 
 
 @pytest.mark.parametrize('num_samples', [400, 559, 561, 16000 * 10 + 37])
@@ -61,8 +61,18 @@ def test_kaldi_fbank_matches_numpy_reference_on_edge_lengths(num_samples, window
   ours = np.asarray(fb.kaldi_fbank(wave[None], window))[0]
   ref = numpy_kaldi_fbank(wave, window)
   assert ours.shape == ref.shape == (fb.num_frames(num_samples), 128)
-  # float32 port vs float64 reference on broadband noise; measured max 2.7e-4 (10 s, Hann).
-  np.testing.assert_allclose(ours, ref, atol=5e-4)
+  assert_matches_reference(ours, ref)
+
+
+def assert_matches_reference(ours: np.ndarray, ref: np.ndarray) -> None:
+  """float32 port against the float64 reference on broadband noise. Float32 rounding of the
+  spectrum shows only in deep spectral nulls (log energy ~9 below the bin's median): measured
+  max 9.2e-4; the official recipe's own float32 rfft (benchmarks/torch_mirror.py) is 1.1e-3 off
+  on the 10-s clip. Everywhere else the port is within 6.4e-5 (99.9th pct); a wrong step of the
+  recipe moves far more bins by far more."""
+  err = np.abs(ours - ref)
+  assert err.max() < 2e-3
+  assert np.percentile(err, 99.9) < 1e-4
 
 
 def test_audiomae_pads_short_clips_in_log_domain():
@@ -76,3 +86,16 @@ def test_audiomae_pads_short_clips_in_log_domain():
 def test_too_short_clip_is_a_clear_error():
   with pytest.raises(ValueError, match='at least 400 samples'):
     fb.kaldi_fbank(np.zeros((1, 399), np.float32))
+
+
+def test_rows_in_steps_match_the_reference(monkeypatch):
+  """One CPU device loops over the rows (the suite runs eight devices, so it is forced here):
+  steps of two rows and a remainder of one, each row against the float64 reference."""
+  wave = (np.random.default_rng(3).standard_normal((5, 8000)) * 3000).astype(np.float32)
+  frames = fb.num_frames(wave.shape[1])
+  monkeypatch.setattr(fb, '_in_steps', lambda: True)
+  monkeypatch.setattr(fb, 'CPU_FRAMES_PER_STEP', 2 * frames)
+  in_steps = np.asarray(fb.kaldi_fbank(wave.reshape(5, 1, -1), 'povey'))
+  assert in_steps.shape == (5, 1, frames, 128)
+  for row in range(5):
+    assert_matches_reference(in_steps[row, 0], numpy_kaldi_fbank(wave[row], 'povey'))
