@@ -126,7 +126,8 @@ def kaldi_fbank(wave: jnp.ndarray, window: str = 'povey', num_mel_bins: int = 12
 
 def _frames(rows: jnp.ndarray, count: int) -> jnp.ndarray:
   """[B, S] -> the first `count` frames [B, count, 400], 160 samples apart: three shifted views
-  of the wave cut into 160-sample blocks (a gather of the same frames is 3x slower on a CPU)."""
+  of the wave cut into 160-sample blocks, not a gather (which XLA fused badly with the rfft on a
+  CPU: docs/performance.md)."""
   blocks_needed = count + 2  # a frame is 2.5 blocks long
   missing = blocks_needed * FRAME_SHIFT - rows.shape[-1]
   if missing > 0:  # only the last block's unused tail
