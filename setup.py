@@ -27,6 +27,7 @@ setup(
         'numpy>=1.26,<3',
         'scipy>=1.11',
         'scikit-learn>=1.4,<2',
+        'threadpoolctl>=3.1',
         'librosa>=0.10.2,<0.12',
         'soundfile>=0.12',
         'soxr>=0.3',

@@ -15,9 +15,26 @@ def log_mel(samples: np.ndarray) -> np.ndarray:
   one call shares the mel filters and the STFT's setup (0.65x the time of one call a clip at
   16 x 10 s), with the same values."""
   import librosa
-  mel = librosa.feature.melspectrogram(y=samples, sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP,
-                                       n_mels=N_MELS, power=2.0)
+  with _one_blas_thread():
+    mel = librosa.feature.melspectrogram(y=samples, sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP,
+                                         n_mels=N_MELS, power=2.0)
   return 10.0 * np.log10(np.maximum(mel, np.finfo(np.float64).eps))
+
+
+_blas_controller = None
+
+
+def _one_blas_thread():
+  """Runs numpy's BLAS (librosa's mel projection) on one thread. OpenBLAS's workers keep
+  spinning for about 0.1 s after each call, and log-mels are read between jitted calls (the
+  clip banks between the embed batches, the AE baselines' test clips): on a 2-core CPU the spin
+  took a core from XLA's next call, and the tiny BEATs forward after a 16-clip log-mel took
+  123-149 ms against 96-101 (docs/performance.md, "Detector scoring")."""
+  global _blas_controller
+  if _blas_controller is None:  # after librosa's import, so SciPy's BLAS is among the libraries
+    from threadpoolctl import ThreadpoolController
+    _blas_controller = ThreadpoolController()
+  return _blas_controller.limit(limits=1, user_api='blas')
 
 
 def clip_log_mel(path: str, channel: int = 0, mono: str = 'duplicate') -> np.ndarray:
