@@ -19,7 +19,7 @@ setup(
     package_data={'asd_jax.pretrained': ['MODEL_CARD.md', '*.png', '*/config.json',
                                          '*/params/*', '*/params/*/*', '*/params/*/*/*']},
     install_requires=[
-        'jax>=0.6,<0.11',
+        'jax>=0.8,<0.11',  # jax.enable_x64 as a context (audio.logmel)
         'flax>=0.10.4,<0.13',
         'optax>=0.2.4,<0.3',
         'orbax-checkpoint>=0.11,<0.13',
@@ -27,7 +27,6 @@ setup(
         'numpy>=1.26,<3',
         'scipy>=1.11',
         'scikit-learn>=1.4,<2',
-        'threadpoolctl>=3.1',
         'librosa>=0.10.2,<0.12',
         'soundfile>=0.12',
         'soxr>=0.3',

@@ -106,7 +106,7 @@ def test_logmel_level_is_the_reference_features_of_the_near_channel(clips, beats
 
 def test_banks_read_in_chunks_equal_one_clip_at_a_time(beats_branch):
   """Chunks of mixed clip lengths give each clip's values of a chunk of one (fbank level: the
-  same computation, exactly; log-mel level: one librosa call per length, 1e-6), and a bad clip
+  same computation, exactly; log-mel level: one `log_mel` call per length, 1e-6), and a bad clip
   in a later chunk is named by its own name."""
   model, _ = beats_branch
   readers = embed.bank_readers(model, clip_banks.of_branch(clip_banks.REGISTRY, 'beats'))

@@ -1,5 +1,5 @@
 """asd_jax picks XLA's CPU dot back end and plain row reductions (asd_jax/__init__.py) without
-overriding the user's flags, and keeps numpy's BLAS workers from spinning on XLA's cores."""
+overriding the user's flags."""
 import os
 import subprocess
 import sys
@@ -81,25 +81,3 @@ def test_unrolled_threefry_draws_the_same_bits_without_a_loop():
                                     check=True, capture_output=True, text=True).stdout
                      for env in ({'ASD_JAX_KEEP_XLA_DEFAULTS': '1'}, {}))
   assert len(stock) > 1000 and stock == unrolled
-
-
-def test_log_mel_runs_numpys_blas_on_one_thread(monkeypatch):
-  """OpenBLAS's workers spin after each call and would take a core from XLA's next call, so
-  librosa's mel projection runs on one BLAS thread, and the caller's limit is back after it."""
-  import librosa
-  import numpy as np
-  from threadpoolctl import threadpool_info, threadpool_limits
-  from asd_jax.audio import logmel
-  blas_threads = lambda: {i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'}
-  seen = []
-  melspectrogram = librosa.feature.melspectrogram
-
-  def spy(**kwargs):
-    seen.append(blas_threads())
-    return melspectrogram(**kwargs)
-
-  monkeypatch.setattr(librosa.feature, 'melspectrogram', spy)
-  with threadpool_limits(limits=2, user_api='blas'):
-    frames = logmel.log_mel(np.zeros(16000, np.float32))
-    assert blas_threads() == {2}
-  assert seen == [{1}] and frames.shape == (128, 32)

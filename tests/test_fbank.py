@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from asd_jax.audio import fbank as fb
+from asd_jax.audio import steps
 from tests.conftest import fixture_path
 
 
@@ -93,7 +94,7 @@ def test_rows_in_steps_match_the_reference(monkeypatch):
   steps of two rows and a remainder of one, each row against the float64 reference."""
   wave = (np.random.default_rng(3).standard_normal((5, 8000)) * 3000).astype(np.float32)
   frames = fb.num_frames(wave.shape[1])
-  monkeypatch.setattr(fb, '_in_steps', lambda: True)
+  monkeypatch.setattr(steps, 'in_steps', lambda: True)
   monkeypatch.setattr(fb, 'CPU_FRAMES_PER_STEP', 2 * frames)
   in_steps = np.asarray(fb.kaldi_fbank(wave.reshape(5, 1, -1), 'povey'))
   assert in_steps.shape == (5, 1, frames, 128)

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from asd_jax.audio import SAMPLE_RATE
+from asd_jax.audio import SAMPLE_RATE, steps
 
 FRAME_LENGTH = 400  # 25 ms at 16 kHz
 FRAME_SHIFT = 160  # 10 ms at 16 kHz
@@ -86,17 +86,9 @@ def frame_window(kind: str) -> np.ndarray:
   raise ValueError(f'unknown window {kind!r}; expected povey or hanning')
 
 
-# Frames in one step of kaldi_fbank on a single CPU device: each step's frames, spectra and
-# powers stay in the caches (2048 frames ~ 12 MB). 16 x 10 s of two channels: 36 against 110 ms
-# all at once.
+# Frames in one step of kaldi_fbank on a single CPU device (audio.steps): 2048 frames ~ 12 MB
+# of frames, spectra and powers.
 CPU_FRAMES_PER_STEP = 2048
-
-
-def _in_steps() -> bool:
-  """Whether kaldi_fbank loops over its rows: on a CPU with one device. Elsewhere the batch goes
-  at once; with several devices its rows may be sharded across them, and a loop over a sharded
-  axis would gather every row onto every device."""
-  return jax.default_backend() == 'cpu' and jax.device_count() == 1
 
 
 def kaldi_fbank(wave: jnp.ndarray, window: str = 'povey', num_mel_bins: int = 128) -> jnp.ndarray:
@@ -105,7 +97,7 @@ def kaldi_fbank(wave: jnp.ndarray, window: str = 'povey', num_mel_bins: int = 12
   dither 0, per-frame DC removal, pre-emphasis 0.97 (first sample against itself), window,
   zero-pad to 512, |rfft|^2, mel filters, log floored at float32 eps; T = 1 + (S - 400) // 160.
   The steps and their order are torchaudio's, in float32. On one CPU device the rows go
-  through in steps of about CPU_FRAMES_PER_STEP frames (_in_steps).
+  through in steps of about CPU_FRAMES_PER_STEP frames (audio.steps).
   """
   frames_count = num_frames(wave.shape[-1])
   if frames_count == 0:
@@ -116,11 +108,7 @@ def kaldi_fbank(wave: jnp.ndarray, window: str = 'povey', num_mel_bins: int = 12
   def fbank_of(some_rows):
     return _log_mel(_frames(some_rows, frames_count), window, num_mel_bins)
 
-  rows_per_step = max(1, CPU_FRAMES_PER_STEP // frames_count)
-  if not _in_steps() or rows_per_step >= rows.shape[0]:
-    fbank = fbank_of(rows)
-  else:
-    fbank = jax.lax.map(lambda row: fbank_of(row[None])[0], rows, batch_size=rows_per_step)
+  fbank = steps.map_rows(fbank_of, rows, CPU_FRAMES_PER_STEP // frames_count)
   return fbank.reshape(*wave.shape[:-1], frames_count, num_mel_bins)
 
 

@@ -95,7 +95,7 @@ def fbank_level_reader(model) -> Reader:
 
 def logmel_level_reader(model) -> Reader:
   """The near channel's log-mel statistics, the same in both channel modes; clips of one length
-  in one librosa call."""
+  in one `logmel.log_mel` call."""
   del model  # the baselines' front end, not the encoder's
 
   def read(waves, row_gates):
