@@ -7,6 +7,7 @@ import pytest
 import soundfile as sf
 
 from asd_jax.audio import fbank as fbank_lib
+from asd_jax.audio import steps
 from asd_jax.data import layout, pipeline, synthetic
 from asd_jax.inference import embed
 from asd_jax.model import build
@@ -84,6 +85,37 @@ def test_fbank_level_reads_every_patch_of_the_whole_clip(clips, beats_branch, tm
   with pytest.raises(pipeline.DatasetError, match=f'^{short}: 2000 samples are shorter than one'):
     embed.read_clip_banks(embed.bank_readers(model, banks), [pipeline.read_wave(short, 'error')],
                           [short], np.ones((1, 8), np.float32))
+
+
+def test_fbank_level_compiles_once_per_length_bucket(beats_branch):
+  """Clips of three lengths within one length bucket share one compile, and each gives what the
+  fbank of its own samples gives (the zero padding changes no frame of the clip)."""
+  import jax.numpy as jnp
+  model, _ = beats_branch
+  read = clip_banks.fbank_level_reader(model)
+  rng = np.random.default_rng(5)
+  bucket = steps.LENGTH_BUCKET
+  waves = [rng.uniform(-0.5, 0.5, (2, n)).astype(np.float32)
+           for n in (bucket + 1000, 2 * bucket - 7, 2 * bucket)]
+  gates = rng.uniform(0, 1, (len(waves), 8)).astype(np.float32)
+  compiles = []
+
+  def count(event, duration, **kwargs):
+    if event == '/jax/core/compile/backend_compile_duration':
+      compiles.append(duration)
+
+  read(waves[:1], gates[:1])  # the first compile
+  jax.monitoring.register_event_duration_secs_listener(count)
+  try:
+    got = read(waves, gates)
+  finally:
+    jax.monitoring.unregister_event_duration_listener(count)
+  assert compiles == []
+  for wave, gate, level in zip(waves, gates, got['two_channel']):
+    pair = fbank_lib.encoder_fbank(wave, model.preset, model.num_mel_bins)[None]
+    np.testing.assert_allclose(level, clip_banks.clip_band_level(pair, jnp.asarray(gate[None]),
+                                                                 clip_banks.FBANK_BAND_BINS)[0],
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_logmel_level_is_the_reference_features_of_the_near_channel(clips, beats_branch):

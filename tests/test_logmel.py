@@ -43,7 +43,7 @@ def test_log_mel_matches_librosa(length):
 def test_rows_in_steps_match_librosa(monkeypatch):
   """One CPU device loops over the rows (the suite runs eight devices, so it is forced here):
   steps of three rows and a remainder of one."""
-  rows = waves(2 * logmel.LENGTH_BUCKET)
+  rows = waves(2 * steps.LENGTH_BUCKET)
   monkeypatch.setattr(steps, 'in_steps', lambda: True)
   monkeypatch.setattr(logmel, 'CPU_FRAMES_PER_STEP', 3 * (1 + rows.shape[1] // 512))
   logmel._log_mel_rows.clear_cache()  # the step size is read when the call is traced
@@ -57,7 +57,7 @@ def test_rows_in_steps_match_librosa(monkeypatch):
 
 def test_lengths_in_one_bucket_share_a_compile():
   logmel._log_mel_rows.clear_cache()
-  for length in (16000, 16100, logmel.LENGTH_BUCKET * 2):
+  for length in (steps.LENGTH_BUCKET + 100, 2 * steps.LENGTH_BUCKET - 1, 2 * steps.LENGTH_BUCKET):
     logmel.log_mel(np.zeros((2, length), np.float32))
   assert logmel._log_mel_rows._cache_size() == 1
 

@@ -54,9 +54,10 @@ def row_gate(gate, rows: int):
   return gate.reshape(gate.shape[0], -1, rows).mean(axis=1)
 
 
-def mean_and_std(x):
+def mean_and_std(x, where=None):
   """[B, N, ...] -> [B, ..., 2·last]: mean and standard deviation (floored at 1e-3) over axis 1,
-  concatenated along the last axis."""
-  mean = x.mean(axis=1)
-  var = jnp.mean(jnp.square(x - mean[:, None]), axis=1)
+  concatenated along the last axis; over the entries where `where` (broadcast to x) is True
+  if given."""
+  mean = x.mean(axis=1, where=where)
+  var = jnp.mean(jnp.square(x - mean[:, None]), axis=1, where=where)
   return jnp.concatenate([mean, jnp.sqrt(jnp.maximum(var, 1e-6))], axis=-1)

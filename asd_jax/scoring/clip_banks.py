@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from asd_jax.audio import fbank as fbank_lib
-from asd_jax.audio import logmel
+from asd_jax.audio import logmel, steps
 from asd_jax.model.asd_model import LEFT_DUPLICATED, TWO_CHANNEL
 from asd_jax.model.fusion import mean_and_std
 # Mel bins per band of the fbank level: four bands to a 16-bin patch row (2, 4 and 8 were within
@@ -51,42 +51,49 @@ class ClipBank:
   make_reader: Callable[..., Reader]  # (model) -> reader; model: the branch's ASDModel
 
 
-def clip_band_level(fbank_pair, gate_of_row, band_bins: int):
+def clip_band_level(fbank_pair, gate_of_row, band_bins: int, frames=None):
   """fbank_pair [B, 2, T, M] of whole clips, gate_of_row [B, rows] -> [B, 2·M/band_bins]: mean
   and standard deviation over time of each band of `band_bins` mel bins, the two channels of a
   band mixed by the gate of the patch row it lies in. Frames past the last whole patch, which
-  the encoder drops, are dropped here too."""
-  batch, _, frames, bins = fbank_pair.shape
+  the encoder drops, are dropped here too; so are frames from `frames` on (a scalar, traced or
+  not: the clip's own frame count where the fbank runs on into zero padding)."""
+  batch, _, total, bins = fbank_pair.shape
   rows = gate_of_row.shape[1]
   patch = bins // rows
   if band_bins <= 0 or patch % band_bins:
     raise ValueError(f'{band_bins}-bin bands do not tile the {patch}-bin patches of a '
                      f'{bins}-bin fbank')
-  steps = frames // patch
-  bands = fbank_pair[:, :, :steps * patch].reshape(batch, 2, steps * patch, bins // band_bins,
-                                                   band_bins).mean(-1)
+  used = (total if frames is None else frames) // patch * patch
+  bands = fbank_pair.reshape(batch, 2, total, bins // band_bins, band_bins).mean(-1)
   gate = jnp.repeat(gate_of_row, patch // band_bins, axis=1)[:, None]  # [B, 1, bands]
-  return mean_and_std(gate * bands[:, 0] + (1 - gate) * bands[:, 1])
+  return mean_and_std(gate * bands[:, 0] + (1 - gate) * bands[:, 1],
+                      where=(jnp.arange(total) < used)[None, :, None])
 
 
 def fbank_level_reader(model) -> Reader:
-  """The fbank level in both channel modes; one compile per clip length. Clips go through one
-  call each, all dispatched before the first result is read: one call on the whole batch was
-  1.4x slower on this project's CPU (57 against 41 ms for the fbanks of 16 two-channel 10-s
-  clips)."""
+  """The fbank level in both channel modes; clips zero-padded to a few lengths share a compile
+  (audio.steps.LENGTH_BUCKET), the frames past their own left out by count.
+  Clips go through one call each, all dispatched before the first result is read: one call on
+  the whole batch was slower on this project's CPU (46-49 against 38-40 ms for the fbanks of 16
+  two-channel 10-s clips)."""
+  if model.preset.remove_clip_mean or model.preset.num_frames is not None:
+    raise ValueError('the fbank level zero-pads clips, which would change a fbank that removes '
+                     'the clip mean or has a fixed frame count')
 
   @jax.jit
-  def levels(wave, gate_of_row):  # [2, S], [rows] -> [2 modes, F]
+  def levels(wave, gate_of_row, frames):  # [2, S], [rows], the clip's own frames -> [2 modes, F]
     pair = fbank_lib.encoder_fbank(wave, model.preset, model.num_mel_bins)[None]
     gates = jnp.stack([gate_of_row, jnp.ones_like(gate_of_row)])
-    return clip_band_level(jnp.concatenate([pair, pair]), gates, FBANK_BAND_BINS)
+    return clip_band_level(jnp.concatenate([pair, pair]), gates, FBANK_BAND_BINS, frames)
 
   def read(waves, row_gates):
     for position, wave in enumerate(waves):
       if fbank_lib.num_frames(wave.shape[1]) < model.num_mel_bins // row_gates.shape[1]:
         raise BadClip(position, f'{wave.shape[1]} samples are shorter than one fbank patch; '
                       'the whole-clip fbank level needs more')
-    pending = [levels(wave, gate_of_row) for wave, gate_of_row in zip(waves, row_gates)]
+    pending = [levels(steps.pad_to_bucket(wave), gate_of_row,
+                      fbank_lib.num_frames(wave.shape[1]))
+               for wave, gate_of_row in zip(waves, row_gates)]
     two_channel, left_duplicated = np.asarray(jax.device_get(pending)).swapaxes(0, 1)
     return {TWO_CHANNEL: two_channel, LEFT_DUPLICATED: left_duplicated}
 
