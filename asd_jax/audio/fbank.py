@@ -108,7 +108,8 @@ def kaldi_fbank(wave: jnp.ndarray, window: str = 'povey', num_mel_bins: int = 12
   def fbank_of(some_rows):
     return _log_mel(_frames(some_rows, frames_count), window, num_mel_bins)
 
-  fbank = steps.map_rows(fbank_of, rows, CPU_FRAMES_PER_STEP // frames_count)
+  per_step = CPU_FRAMES_PER_STEP // frames_count if steps.in_steps() else rows.shape[0]
+  fbank = steps.map_rows(fbank_of, rows, per_step)
   return fbank.reshape(*wave.shape[:-1], frames_count, num_mel_bins)
 
 

@@ -15,19 +15,22 @@ from asd_jax.audio import SAMPLE_RATE, steps
 N_MELS, N_FFT, HOP = 128, 1024, 512
 # librosa floors the mel power at float64's eps before the log.
 POWER_FLOOR = float(np.finfo(np.float64).eps)
-# Frames in one step on a single CPU device (audio.steps): one 10-s clip, two 4-s clips.
-# 16 × 10 s: 20 ms, against 66 ms at once and librosa's 28-31 ms.
+# Frames in one step (audio.steps): one 10-s clip, two 4-s clips. 16 × 10 s: 20 ms, against
+# 66 ms at once and librosa's 28-31 ms.
 CPU_FRAMES_PER_STEP = 320
 
 
 def log_mel(samples: np.ndarray) -> np.ndarray:
   """[..., S] samples at 16 kHz -> [..., 128, T] float32 log-mel (dB), T = 1 + S // 512: what
   `librosa.feature.melspectrogram(y, sr=16000, n_fft=1024, hop_length=512, n_mels=128)` and
-  10·log10 give. A batch of equal-length clips goes in one call."""
+  10·log10 give. A batch of equal-length clips goes in one call. It runs on the host's CPU
+  whatever the default device, as librosa did: TPUs have no float64 FFT, and the baselines'
+  features stay the same on every platform."""
   samples = np.asarray(samples, np.float32)
   length = samples.shape[-1]
   rows = steps.pad_to_bucket(samples.reshape(-1, length))  # frames past T are dropped
-  with jax.enable_x64(True):  # the FFT in float64, as librosa's (_rows_log_mel)
+  # The FFT in float64, as librosa's (_rows_log_mel).
+  with jax.enable_x64(True), jax.default_device(jax.devices('cpu')[0]):
     out = np.asarray(_log_mel_rows(rows))[..., :1 + length // HOP]
   return out.reshape(*samples.shape[:-1], N_MELS, out.shape[-1])
 

@@ -23,15 +23,15 @@ def pad_to_bucket(wave: np.ndarray) -> np.ndarray:
 
 
 def in_steps() -> bool:
-  """Whether the front ends loop over their rows: on a CPU with one device. Elsewhere the batch
-  goes at once; with several devices its rows may be sharded across them, and a loop over a
-  sharded axis would gather every row onto every device."""
+  """Whether a front end on the default device loops over its rows: on a CPU with one device.
+  Elsewhere the batch goes at once; with several devices its rows may be sharded across them,
+  and a loop over a sharded axis would gather every row onto every device."""
   return jax.default_backend() == 'cpu' and jax.device_count() == 1
 
 
 def map_rows(fn: Callable, rows, rows_per_step: int):
-  """fn(rows [B, ...]) -> [B, ...], computed `rows_per_step` rows at a time where `in_steps()`
-  and all at once elsewhere."""
-  if not in_steps() or rows_per_step >= rows.shape[0]:
+  """fn(rows [B, ...]) -> [B, ...], computed `rows_per_step` rows at a time (at least one), or at
+  once where that is all of them."""
+  if rows_per_step >= rows.shape[0]:
     return fn(rows)
   return jax.lax.map(lambda row: fn(row[None])[0], rows, batch_size=max(1, rows_per_step))
