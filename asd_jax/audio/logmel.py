@@ -30,7 +30,7 @@ def log_mel(samples: np.ndarray) -> np.ndarray:
   length = samples.shape[-1]
   rows = steps.pad_to_bucket(samples.reshape(-1, length))  # frames past T are dropped
   # The FFT in float64, as librosa's (_rows_log_mel).
-  with jax.enable_x64(True), jax.default_device(jax.devices('cpu')[0]):
+  with jax.enable_x64(True), jax.default_device(jax.local_devices(backend='cpu')[0]):
     out = np.asarray(_log_mel_rows(rows))[..., :1 + length // HOP]
   return out.reshape(*samples.shape[:-1], N_MELS, out.shape[-1])
 
