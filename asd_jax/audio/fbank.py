@@ -106,25 +106,12 @@ def kaldi_fbank(wave: jnp.ndarray, window: str = 'povey', num_mel_bins: int = 12
   rows = wave.reshape(-1, wave.shape[-1])
 
   def fbank_of(some_rows):
-    return _log_mel(_frames(some_rows, frames_count), window, num_mel_bins)
+    return _log_mel(steps.frames(some_rows, FRAME_LENGTH, FRAME_SHIFT, frames_count), window,
+                    num_mel_bins)
 
   per_step = CPU_FRAMES_PER_STEP // frames_count if steps.in_steps() else rows.shape[0]
   fbank = steps.map_rows(fbank_of, rows, per_step)
   return fbank.reshape(*wave.shape[:-1], frames_count, num_mel_bins)
-
-
-def _frames(rows: jnp.ndarray, count: int) -> jnp.ndarray:
-  """[B, S] -> the first `count` frames [B, count, 400], 160 samples apart: three shifted views
-  of the wave cut into 160-sample blocks, not a gather (which XLA fused badly with the rfft on a
-  CPU: docs/performance.md)."""
-  blocks_needed = count + 2  # a frame is 2.5 blocks long
-  missing = blocks_needed * FRAME_SHIFT - rows.shape[-1]
-  if missing > 0:  # only the last block's unused tail
-    rows = jnp.pad(rows, ((0, 0), (0, missing)))
-  blocks = rows[:, :blocks_needed * FRAME_SHIFT].reshape(rows.shape[0], blocks_needed,
-                                                          FRAME_SHIFT)
-  return jnp.concatenate([blocks[:, :count], blocks[:, 1:count + 1],
-                          blocks[:, 2:, :FRAME_LENGTH - 2 * FRAME_SHIFT]], axis=-1)
 
 
 def _log_mel(frames: jnp.ndarray, window: str, num_mel_bins: int) -> jnp.ndarray:

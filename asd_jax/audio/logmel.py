@@ -43,14 +43,12 @@ def _log_mel_rows(rows: jnp.ndarray) -> jnp.ndarray:
 
 
 def _rows_log_mel(rows: jnp.ndarray, count: int) -> jnp.ndarray:
-  """[B, S] -> [B, 128, count]. librosa centres the frames (n_fft / 2 zeros at each end); with
-  the hop half a frame, frame t is blocks t and t + 1 of the padded wave cut into hops. It
+  """[B, S] -> [B, 128, count]. librosa centres the frames (n_fft / 2 zeros at each end). It
   windows in float64 and keeps the FFT's float64 result as complex64: a float32 FFT's rounding
   is relative to the frame's loudest bin, and left mel bands 100 dB below a pure tone's up to
   20 dB off."""
   padded = jnp.pad(rows, ((0, 0), (N_FFT // 2, N_FFT // 2)))
-  blocks = padded[:, :(count + 1) * HOP].reshape(rows.shape[0], count + 1, HOP)
-  frames = jnp.concatenate([blocks[:, :-1], blocks[:, 1:]], axis=-1) * _window()
+  frames = steps.frames(padded, N_FFT, HOP, count) * _window()
   spectrum = jnp.fft.rfft(frames, axis=-1).astype(jnp.complex64)
   power = spectrum.real**2 + spectrum.imag**2
   mel = jnp.einsum('btf,fm->bmt', power, _mel_filters(), precision='highest')

@@ -1,12 +1,13 @@
-"""How the front ends batch their work: rows in steps, so that each step's frames and spectra
-stay in a CPU's caches (the Kaldi fbank, 16 × 10 s of two channels: 36 against 110 ms all at
-once), and whole clips zero-padded to a few lengths, so that clips of many lengths share a few
-compiles (a new length cost the tiny detector 0.2-0.3 s)."""
+"""How the front ends batch their work: frames as shifted views of the wave; rows in steps, so
+that each step's frames and spectra stay in a CPU's caches (the Kaldi fbank, 16 × 10 s of two
+channels: 36 against 110 ms all at once); and whole clips zero-padded to a few lengths, so that
+clips of many lengths share a few compiles (a new length cost the tiny detector 0.2-0.3 s)."""
 from __future__ import annotations
 
 from typing import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from asd_jax.audio import SAMPLE_RATE
@@ -20,6 +21,20 @@ def pad_to_bucket(wave: np.ndarray) -> np.ndarray:
   front end whose frames each end inside the clip (Kaldi's) or whose frames past the end are
   zeros anyway (librosa's centred ones) computes the clip's own frames unchanged from it."""
   return np.pad(wave, [(0, 0)] * (wave.ndim - 1) + [(0, -wave.shape[-1] % LENGTH_BUCKET)])
+
+
+def frames(rows, length: int, hop: int, count: int):
+  """[B, S] -> the first `count` frames [B, count, length], `hop` samples apart, zeros past the
+  end: shifted views of the wave cut into hop-sample blocks, not a gather (which XLA fused badly
+  with the rfft on a CPU: docs/performance.md)."""
+  views = -(-length // hop)  # blocks a frame touches
+  blocks_needed = count + views - 1
+  missing = blocks_needed * hop - rows.shape[-1]
+  if missing > 0:
+    rows = jnp.pad(rows, ((0, 0), (0, missing)))
+  blocks = rows[:, :blocks_needed * hop].reshape(rows.shape[0], blocks_needed, hop)
+  return jnp.concatenate([blocks[:, i:i + count, :min(hop, length - i * hop)]
+                          for i in range(views)], axis=-1)
 
 
 def in_steps() -> bool:
