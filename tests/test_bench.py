@@ -68,6 +68,40 @@ def test_plan_and_table():
   assert '1.00x' in remat  # measured against the one PyTorch training step
 
 
+def test_rounds_run_every_case_again_and_the_table_keeps_each_best_round(monkeypatch, capsys):
+  """--rounds=2: the machine's rates once, every other case twice; the table gives each case's
+  fastest round and the ratio of every round, a failed round as '-'."""
+  step = {('jax', 0): 4.0, ('torch', 0): 2.0, ('jax', 1): 2.0, ('torch', 1): None}
+  calls = []
+
+  def fake_run(case, timeout):
+    calls.append(case)
+    if case['kind'] == 'matmul':
+      return {'step_s': 1.0, 'gflops': 100.0}
+    if case['kind'] == 'gemm':
+      return {'gemm_gflops': {'layer': 100.0}}
+    seconds = step[case['framework'], sum(c == case for c in calls) - 1]
+    if seconds is None:
+      return {'error': 'killed'}
+    return {'step_s': seconds, 'clips_per_s': case['batch'] / seconds, 'compile_s': 1.0,
+            'cpu_s_per_item': seconds, 'peak_rss_mb': 10.0}
+
+  monkeypatch.setattr(throughput, 'run_in_subprocess', fake_run)
+  report = throughput.run_bench(True, None, None, progress=False, only='beats forward b=1$',
+                                rounds=2)
+  kinds = [c['kind'] for c in calls]
+  assert kinds.count('matmul') == 1 and kinds.count('gemm') == 2  # JAX's and PyTorch's rate
+  assert kinds.count('encoder') == 4 and report['rounds'] == 2
+  assert [r['round'] for r in report['results'] if r['case']['kind'] == 'encoder'] == [0, 0, 1, 1]
+  row = next(line for line in capsys.readouterr().out.splitlines()
+             if line.startswith('beats forward b=1 '))
+  # best rounds: JAX 0.5 clips/s (round 1) against PyTorch's 0.5 (round 0); by round, JAX
+  # 0.25 against 0.5, then no PyTorch figure
+  assert '1.00x' in row and row.rstrip().endswith('0.50, -')
+  with pytest.raises(ValueError, match='rounds must be at least 1'):
+    throughput.run_bench(True, None, None, progress=False, rounds=0)
+
+
 def test_device_check_runs_the_batch_64_encoders_and_the_dcase_lora_step():
   import re
   cases = throughput.plan('full_gpu', True, None, 'gpu')
