@@ -1,7 +1,7 @@
 """Where the time goes: per-op-kind profile of the encoders and the LoRA step, JAX beside PyTorch.
 
 python -m benchmarks.profile_ops [--cases=beats,audiomae,train] [--batch=4] [--layers=12]
-                                 [--seconds=10] [--json=F]
+                                 [--seconds=10] [--rounds=1] [--json=F]
 
 JAX side: `jax.profiler` traces a few steady-state calls; every executed XLA thunk (the events
 that carry an `hlo_op` stat) is mapped to its HLO instruction in the compiled module and from
@@ -10,8 +10,11 @@ named scopes of asd_jax.encoders). A fusion that holds a dot counts as the kind 
 dot. PyTorch side: `torch.profiler` self times of the bench's mirror (benchmarks/torch_mirror.py),
 classified by aten op name and the mirror's `record_function` ranges. Each framework runs in its
 own process with every core, as in `asd-jax bench`. Shares are of the summed op time; op time
-is split between ops that overlap, so the kinds add up to the busy wall time. The last line
-names the CPU and both frameworks' GEMM rate on the encoders' shapes (benchmarks/machine.py).
+is split between ops that overlap, so the kinds add up to the busy wall time. The "rest" row is
+all but the weight matmuls. `--rounds=N` profiles every case N times, round after round, and
+gives the median of each row (this shared host moves a b=1 rest by tens of ms between runs).
+The last line names the CPU and both frameworks' GEMM rate on the encoders' shapes
+(benchmarks/machine.py).
 """
 from __future__ import annotations
 
@@ -255,10 +258,38 @@ def table(results: list[dict]) -> str:
     if any(c != '-' for c in cells):
       lines.append(f'| {kind} | ' + ' | '.join(cells) + ' |')
   lines.append('| summed op time | ' + ' | '.join(
-      f"{1000 * sum(r['kinds'].values()):.0f} ms" for _, r in columns) + ' |')
+      f"{1000 * r.get('summed_s', sum(r['kinds'].values())):.0f} ms" for _, r in columns) + ' |')
+  lines.append('| rest (all but the weight matmuls) | ' + ' | '.join(
+      f"{1000 * r.get('rest_s', rest_seconds(r['kinds'])):.0f} ms" for _, r in columns) + ' |')
   lines.append('| wall time per call | ' + ' | '.join(
       f"{1000 * r['wall_s']:.0f} ms" for _, r in columns) + ' |')
   return '\n'.join(lines)
+
+
+def rest_seconds(kinds: dict[str, float]) -> float:
+  """Op time outside the weight matmuls: what issue 42's rule compares between frameworks."""
+  return sum(kinds.values()) - kinds.get('weight matmuls', 0.0)
+
+
+def median_of_rounds(results: list[dict]) -> list[dict]:
+  """One profile per (case, framework) from several rounds: the median of each op kind, of
+  the summed op time, of the rest and of the wall time, each over the rounds (a kind a round
+  lacks counts 0 there), with every round's rest in order ('round_rest_s')."""
+  import statistics
+  groups: dict[str, list[dict]] = {}
+  for r in results:
+    groups.setdefault(json.dumps(r['case'], sort_keys=True), []).append(r)
+  merged = []
+  for runs in groups.values():
+    kinds = {kind for r in runs for kind in r['kinds']}
+    merged.append({
+        **runs[0],
+        'kinds': {k: statistics.median(r['kinds'].get(k, 0.0) for r in runs) for k in kinds},
+        'summed_s': statistics.median(sum(r['kinds'].values()) for r in runs),
+        'rest_s': statistics.median(rest_seconds(r['kinds']) for r in runs),
+        'wall_s': statistics.median(r['wall_s'] for r in runs),
+        'round_rest_s': [rest_seconds(r['kinds']) for r in runs]})
+  return merged
 
 
 def main() -> None:
@@ -273,6 +304,9 @@ def main() -> None:
   parser.add_argument('--repeats', type=int, default=2, help='profiled calls per case')
   parser.add_argument('--remat', default='attention', help='train case: layers.REMAT_POLICIES')
   parser.add_argument('--top', type=int, default=0, help='also list the N slowest JAX ops')
+  parser.add_argument('--rounds', type=int, default=1,
+                      help='profile every case this many times, round after round; the table '
+                           'gives the median of each row over the rounds')
   parser.add_argument('--json', help='also write the results as JSON to this file')
   parser.add_argument('--one', help=argparse.SUPPRESS)  # internal: one case, in this process
   args = parser.parse_args()
@@ -281,21 +315,32 @@ def main() -> None:
     profile = jax_profile if case['framework'] == 'jax' else torch_profile
     print(json.dumps(profile(case)))
     return
+  if args.rounds < 1:
+    parser.error(f'--rounds must be at least 1, got {args.rounds}')
   results = []
-  for name in args.cases.split(','):
-    for framework in args.frameworks.split(','):
-      case = dict(case=name, framework=framework, batch=args.batch, layers=args.layers,
-                  seconds=args.seconds, repeats=args.repeats, remat=args.remat, top=args.top)
-      proc = subprocess.run([sys.executable, '-m', 'asd_jax.benchmarks.profile_ops', '--one',
-                             json.dumps(case)], capture_output=True, text=True)
-      if proc.returncode != 0:
-        raise SystemExit(f'error: profiling {name} ({framework}) failed: '
-                         f'{(proc.stderr.strip().splitlines() or ["no output"])[-1]}')
-      results.append({'case': case, **json.loads(proc.stdout.strip().splitlines()[-1])})
-      print(f"{name} {framework}: {1000 * results[-1]['wall_s']:.0f} ms per call", flush=True)
-      for op, kind, seconds in results[-1].get('top_ops', []):
-        print(f'  {1000 * seconds:8.1f} ms  {kind or "-":24s} {op}')
-  print(table(results))
+  for index in range(args.rounds):
+    for name in args.cases.split(','):
+      for framework in args.frameworks.split(','):
+        case = dict(case=name, framework=framework, batch=args.batch, layers=args.layers,
+                    seconds=args.seconds, repeats=args.repeats, remat=args.remat, top=args.top)
+        proc = subprocess.run([sys.executable, '-m', 'asd_jax.benchmarks.profile_ops', '--one',
+                               json.dumps(case)], capture_output=True, text=True)
+        if proc.returncode != 0:
+          raise SystemExit(f'error: profiling {name} ({framework}) failed: '
+                           f'{(proc.stderr.strip().splitlines() or ["no output"])[-1]}')
+        results.append({'case': case, 'round': index,
+                        **json.loads(proc.stdout.strip().splitlines()[-1])})
+        print(f"{name} {framework}, round {index + 1}: {1000 * results[-1]['wall_s']:.0f} ms "
+              'per call', flush=True)
+        for op, kind, seconds in results[-1].get('top_ops', []):
+          print(f'  {1000 * seconds:8.1f} ms  {kind or "-":24s} {op}')
+  merged = median_of_rounds(results)
+  if args.rounds > 1:
+    print(f'medians of {args.rounds} rounds; the rest round by round:')
+    for r in merged:
+      print(f"  {r['case']['case']} {r['case']['framework']}: " + ', '.join(
+          f'{1000 * seconds:.0f}' for seconds in r['round_rest_s']) + ' ms')
+  print(table(merged))
   from . import machine, throughput
   gemm = {framework: throughput.run_in_subprocess({'kind': 'gemm', 'framework': framework},
                                                   timeout=600).get('gemm_gflops')
@@ -304,7 +349,8 @@ def main() -> None:
   if args.json:
     from asd_jax.io import atomic_write_text
     atomic_write_text(args.json, json.dumps({'cpu': machine.cpu_model(), 'gemm_gflops': gemm,
-                                             'profiles': results}, indent=2))
+                                             'rounds': args.rounds, 'profiles': results,
+                                             'medians': merged}, indent=2))
 
 
 if __name__ == '__main__':

@@ -142,6 +142,26 @@ def test_wall_shares_split_overlapping_ops_evenly():
   assert shares['a'] * 1e9 == pytest.approx(15) and shares['b'] * 1e9 == pytest.approx(10)
 
 
+def test_profile_rounds_give_the_median_of_every_row():
+  from asd_jax.benchmarks import profile_ops
+  case = dict(case='audiomae', framework='jax', batch=1)
+  rounds = [{'case': case, 'round': 0, 'wall_s': 1.0,
+             'kinds': {'weight matmuls': 1.0, 'softmax': 0.2}},
+            {'case': case, 'round': 1, 'wall_s': 3.0,
+             'kinds': {'weight matmuls': 1.2, 'softmax': 0.4, 'other': 0.1}},
+            {'case': case, 'round': 2, 'wall_s': 2.0,
+             'kinds': {'weight matmuls': 1.1, 'softmax': 0.1, 'other': 0.3}}]
+  (merged,) = profile_ops.median_of_rounds(rounds)
+  assert merged['kinds'] == pytest.approx({'weight matmuls': 1.1, 'softmax': 0.2, 'other': 0.1})
+  # rests 0.2, 0.5, 0.4: their median, not the median kinds' sum (0.3)
+  assert merged['round_rest_s'] == pytest.approx([0.2, 0.5, 0.4])
+  assert merged['rest_s'] == pytest.approx(0.4) and merged['wall_s'] == 2.0
+  assert merged['summed_s'] == pytest.approx(1.5)
+  text = profile_ops.table([merged])
+  assert '| rest (all but the weight matmuls) | 400 ms |' in text
+  assert '| summed op time | 1500 ms |' in text and '| wall time per call | 2000 ms |' in text
+
+
 def test_op_kind_profile_names_the_encoder_parts():
   from asd_jax.benchmarks import profile_ops
   case = dict(case='beats', framework='jax', batch=1, layers=1, seconds=1.0, repeats=1)
