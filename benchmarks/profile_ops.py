@@ -276,11 +276,9 @@ def median_of_rounds(results: list[dict]) -> list[dict]:
   the summed op time, of the rest and of the wall time, each over the rounds (a kind a round
   lacks counts 0 there), with every round's rest in order ('round_rest_s')."""
   import statistics
-  groups: dict[str, list[dict]] = {}
-  for r in results:
-    groups.setdefault(json.dumps(r['case'], sort_keys=True), []).append(r)
+  from . import throughput
   merged = []
-  for runs in groups.values():
+  for runs in throughput.rounds_by_case(results):
     kinds = {kind for r in runs for kind in r['kinds']}
     merged.append({
         **runs[0],

@@ -537,15 +537,21 @@ def _ratios_by_round(jax_r: dict, refs: list[dict]) -> str:
   return ', '.join(ratios) or '-'
 
 
+def rounds_by_case(results: list[dict]) -> list[list[dict]]:
+  """The results of a run of several rounds, gathered per case (the same case dict), each
+  case's rounds in order."""
+  groups: dict[str, list[dict]] = {}
+  for r in results:
+    groups.setdefault(json.dumps(r['case'], sort_keys=True), []).append(r)
+  return list(groups.values())
+
+
 def best_of_rounds(results: list[dict]) -> list[dict]:
   """One result per (case, framework): the round with the shortest step, carrying every
   round's clips/s in order ('round_clips_per_s', None where a round failed), so that a table
   of best rounds still shows how much the host moved them."""
-  groups: dict[str, list[dict]] = {}
-  for r in results:
-    groups.setdefault(json.dumps(r['case'], sort_keys=True), []).append(r)
   best = []
-  for runs in groups.values():
+  for runs in rounds_by_case(results):
     timed = [r for r in runs if 'step_s' in r]
     chosen = dict(min(timed, key=lambda r: r['step_s']) if timed else runs[0])
     chosen['round_clips_per_s'] = [r.get('clips_per_s') for r in runs]
