@@ -79,6 +79,9 @@ def test_waves_score_like_their_files(exported, finished):
     detector.score(waves, machine='pump', section='00')
   with pytest.raises(ValueError, match='needs machine= and section='):
     detector.score(waves)
+  with pytest.raises(ValueError, match=r'^waves: 2799 samples \(0.175 s\) are too short'):
+    detector.score(waves[:, :, :2799], machine='fan', section='00')
+  assert detector.score(waves[:, :, :2800], machine='fan', section='00').scores.shape == (3,)
 
 
 def test_export_of_an_unfinished_workdir_names_what_is_missing(finished, tmp_path):
@@ -137,16 +140,22 @@ def test_score_command_files_folders_flags_and_bad_files(finished, exported, tmp
   with open(truncated, 'wb') as f:
     f.write(content[:len(content) // 2])
   sf.write(nan, np.full((16000, 2), np.nan, np.float32), 16000, subtype='FLOAT')
+  short = str(tmp_path / 'bad' / 'short.wav')  # sound, but shorter than one fbank patch
+  sf.write(short, wave[:2799], rate)
+  with pytest.raises(ValueError, match=f'^{short}: 2799 samples'):
+    Detector.load(exported['task2_1']).score([short], machine='valve', section='00')
   args = ['score', f'--detector={exported["task2_1"]}', '--machine=valve', '--section=00',
           plain, os.path.dirname(truncated)]
   bad = _cli(*args)
   assert bad.returncode == 1
   lines = bad.stderr.strip().splitlines()
-  assert len(lines) == 2 and lines[0].startswith(f'error: {nan}: ') and 'NaN' in lines[0]
-  assert lines[1].startswith(f'error: {truncated}: truncated')
+  assert len(lines) == 3 and lines[0].startswith(f'error: {nan}: ') and 'NaN' in lines[0]
+  assert lines[1] == (f'error: {short}: 2799 samples (0.175 s) are too short: this detector '
+                      'needs at least 2800 (0.175 s)')
+  assert lines[2].startswith(f'error: {truncated}: truncated')
   skipping = _cli(*args, '--nostrict')
   assert skipping.returncode == 0, skipping.stderr
-  assert 'skipped 2 file(s)' in skipping.stderr
+  assert 'skipped 3 file(s)' in skipping.stderr
   assert len(skipping.stdout.splitlines()) == 2  # header + the plain clip
 
 

@@ -6,11 +6,12 @@ asd-jax score --detector=D [--machine=M --section=00] [--output=F.csv] [--nostri
 One CSV row per clip (file, anomaly score, 0/1 decision), in the order given; folders are read
 recursively, in name order. Machine type and section come from DCASE-style names
 (<machine>/<split>/section_<ss>_...wav) or from --machine and --section. Each file gets the
-checks of `asd-jax inspect`: a truncated, unreadable, empty, NaN/Inf or silent file, or one of a
-machine type or section the detector does not know, stops the command in one line per file
-(--nostrict skips them and counts them). --follow keeps watching the folders and scores each
-new file once, when its size has stopped changing, appending to --output; Ctrl-C or SIGTERM
-stops it, and a restart scores only files not yet in --output.
+checks of `asd-jax inspect`: a truncated, unreadable, empty, NaN/Inf or silent file, one too
+short for the detector's whole-clip features, or one of a machine type or section the detector
+does not know, stops the command in one line per file (--nostrict skips them and counts them).
+--follow keeps watching the folders and scores each new file once, when its size has stopped
+changing, appending to --output; Ctrl-C or SIGTERM stops it, and a restart scores only files
+not yet in --output.
 """
 import os
 import signal
@@ -53,6 +54,8 @@ def wav_files(paths: list[str]) -> list[str]:
 
 def problems(detector, paths: list[str]) -> dict[str, str]:
   """{path: one line} of the files that cannot be scored."""
+  import soundfile as sf
+  from asd_jax.audio import SAMPLE_RATE
   from asd_jax.data import audio_check
   from asd_jax.inference.detector import clip_key
   found = {}
@@ -61,6 +64,8 @@ def problems(detector, paths: list[str]) -> dict[str, str]:
     if line is None:
       try:
         detector.check(*clip_key(path, _MACHINE.value, _SECTION.value), path)
+        info = sf.info(path)
+        detector.check_length(info.frames * SAMPLE_RATE // info.samplerate, path)
       except ValueError as e:
         line = str(e)
     if line:
@@ -78,7 +83,10 @@ def score_files(detector, paths: list[str], progress: bool = True) -> list[list]
     print(f'skipped {len(bad)} file(s) that cannot be scored (--nostrict); the first: '
           f'{next(iter(bad.values()))}', file=sys.stderr)
   good = [p for p in paths if p not in bad]
-  scores, decisions = detector.score(good, _MACHINE.value, _SECTION.value, progress=progress)
+  try:
+    scores, decisions = detector.score(good, _MACHINE.value, _SECTION.value, progress=progress)
+  except ValueError as e:  # a file that changed after its checks
+    common.fail(str(e))
   return [[p, repr(float(s)), int(d)] for p, s, d in zip(good, scores, decisions)]
 
 

@@ -316,6 +316,20 @@ class Detector:
       raise ValueError(f'{where}: {machine} section {section} is unknown to this detector (it '
                        f'knows sections {", ".join(self.machines[machine])})')
 
+  @property
+  def min_samples(self) -> int:
+    """The fewest samples (16 kHz) a clip needs: the clip banks read features of whole clips."""
+    from asd_jax.scoring import clip_banks
+    return max((bank.min_samples(model) for branch, (model, *_) in self.models.items()
+                for bank in clip_banks.of_branch(self.config.score.clip_banks, branch)),
+               default=1)
+
+  def check_length(self, samples: int, where: str) -> None:
+    from asd_jax.scoring import clip_banks
+    fewest = self.min_samples
+    if samples < fewest:
+      raise ValueError(f'{where}: {clip_banks.too_short(samples, fewest, "this detector")}')
+
   def score_waves(self, waves, machines: list[str], sections: list[str]) -> Scores:
     """Scores of waves (a list of [2, samples] arrays, or [B, 2, S]) whose machine types and
     sections are given per clip."""
@@ -342,6 +356,7 @@ class Detector:
       if inputs.ndim != 3 or inputs.shape[1] != 2:
         raise ValueError(f'waves must be [B, 2, samples], got shape {inputs.shape}')
       self.check(machine, section, 'waves')
+      self.check_length(inputs.shape[2], 'waves')
       return self.score_waves(list(inputs), [machine] * len(inputs), [section] * len(inputs))
     paths = [os.fspath(p) for p in inputs]
     keys = [clip_key(p, machine, section) for p in paths]
@@ -353,6 +368,8 @@ class Detector:
                       disable=not progress or len(paths) <= CHUNK_CLIPS):
       chunk = slice(start, start + CHUNK_CLIPS)
       waves = [pipeline.read_wave(p, self.config.data.mono) for p in paths[chunk]]
+      for path, wave in zip(paths[chunk], waves):
+        self.check_length(wave.shape[1], path)
       parts.append(self.score_waves(waves, [k[0] for k in keys[chunk]],
                                     [k[1] for k in keys[chunk]]))
     if not parts:

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from asd_jax.audio import SAMPLE_RATE
 from asd_jax.audio import fbank as fbank_lib
 from asd_jax.audio import logmel, steps
 from asd_jax.model.asd_model import LEFT_DUPLICATED, TWO_CHANNEL
@@ -49,6 +50,7 @@ class ClipBank:
   name: str
   branch: str  # the branch whose Mahalanobis distance it joins
   make_reader: Callable[..., Reader]  # (model) -> reader; model: the branch's ASDModel
+  min_samples: Callable[..., int]  # (model) -> the fewest 16-kHz samples a clip needs for it
 
 
 def clip_band_level(fbank_pair, gate_of_row, band_bins: int, frames=None):
@@ -70,6 +72,12 @@ def clip_band_level(fbank_pair, gate_of_row, band_bins: int, frames=None):
                       where=(jnp.arange(total) < used)[None, :, None])
 
 
+def fbank_level_min_samples(model) -> int:
+  """The fewest samples whose whole-clip fbank holds one patch of frames."""
+  patch = model.encoder.config.patch_size
+  return fbank_lib.FRAME_LENGTH + (patch - 1) * fbank_lib.FRAME_SHIFT
+
+
 def fbank_level_reader(model) -> Reader:
   """The fbank level in both channel modes; clips zero-padded to a few lengths share a compile
   (audio.steps.LENGTH_BUCKET), the frames past their own left out by count.
@@ -86,11 +94,12 @@ def fbank_level_reader(model) -> Reader:
     gates = jnp.stack([gate_of_row, jnp.ones_like(gate_of_row)])
     return clip_band_level(jnp.concatenate([pair, pair]), gates, FBANK_BAND_BINS, frames)
 
+  fewest = fbank_level_min_samples(model)
+
   def read(waves, row_gates):
     for position, wave in enumerate(waves):
-      if fbank_lib.num_frames(wave.shape[1]) < model.num_mel_bins // row_gates.shape[1]:
-        raise BadClip(position, f'{wave.shape[1]} samples are shorter than one fbank patch; '
-                      'the whole-clip fbank level needs more')
+      if wave.shape[1] < fewest:
+        raise BadClip(position, too_short(wave.shape[1], fewest, 'the whole-clip fbank level'))
     pending = [levels(steps.pad_to_bucket(wave), gate_of_row,
                       fbank_lib.num_frames(wave.shape[1]))
                for wave, gate_of_row in zip(waves, row_gates)]
@@ -113,9 +122,14 @@ def logmel_level_reader(model) -> Reader:
   return read
 
 
+def too_short(samples: int, fewest: int, needs: str) -> str:
+  return (f'{samples} samples ({samples / SAMPLE_RATE:.3f} s) are too short: {needs} needs at '
+          f'least {fewest} ({fewest / SAMPLE_RATE:.3f} s)')
+
+
 REGISTRY = {bank.name: bank for bank in (
-    ClipBank('fbank_level', 'beats', fbank_level_reader),
-    ClipBank('logmel_level', 'beats', logmel_level_reader),
+    ClipBank('fbank_level', 'beats', fbank_level_reader, fbank_level_min_samples),
+    ClipBank('logmel_level', 'beats', logmel_level_reader, lambda model: 1),
 )}
 
 
