@@ -84,6 +84,16 @@ def test_waves_score_like_their_files(exported, finished):
   assert detector.score(waves[:, :, :2800], machine='fan', section='00').scores.shape == (3,)
 
 
+def test_machine_and_section_come_from_the_flags_or_the_path():
+  assert detector_lib.clip_key('/d/valve/test/section_01_source_test_normal_0001_a_1.wav') == (
+      'valve', '01')
+  assert detector_lib.clip_key('/d/valve/new/section_02_recorded_at_noon.wav') == ('valve', '02')
+  assert detector_lib.clip_key('/d/x/plain.wav', 'fan', '00') == ('fan', '00')
+  with pytest.raises(ValueError, match=r"^/d/plain.wav: its name does not start with "
+                                       r"section_<ss>_ .*; give --section$"):
+    detector_lib.clip_key('/d/plain.wav', 'fan')
+
+
 def test_export_of_an_unfinished_workdir_names_what_is_missing(finished, tmp_path):
   workdir, data = finished
   partial = str(tmp_path / 'partial')
@@ -128,11 +138,12 @@ def test_score_command_files_folders_flags_and_bad_files(finished, exported, tmp
   # the same clip alone in its batch: the same score up to float32 rounding in the encoder
   assert float(named.stdout.splitlines()[1].split(',')[1]) == pytest.approx(float(rows[1][1]),
                                                                             rel=1e-6)
-  unknown = _cli('score', f'--detector={exported["task2_1"]}', '--machine=pump', '--section=00',
-                 plain)
+  unknown = _cli('score', f'--detector={exported["task2_1"]}', '--section=00', plain)
   assert unknown.returncode == 1
-  assert unknown.stderr.strip() == (f"error: {plain}: machine type 'pump' is unknown to this "
-                                    'detector (it knows fan, valve)')
+  assert unknown.stderr.strip() == (
+      f"error: {plain}: its folder gives machine type '{tmp_path.parent.name}' "
+      '(<machine>/<split>/<file>), which this detector does not know (it knows fan, valve); '
+      'give --machine')
   truncated, nan = str(tmp_path / 'bad' / 'truncated.wav'), str(tmp_path / 'bad' / 'nan.wav')
   os.makedirs(os.path.dirname(truncated))
   with open(first, 'rb') as f:

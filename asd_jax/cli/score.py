@@ -63,7 +63,12 @@ def problems(detector, paths: list[str]) -> dict[str, str]:
     line = audio_check.file_problem(path, detector.config.data.mono)
     if line is None:
       try:
-        detector.check(*clip_key(path, _MACHINE.value, _SECTION.value), path)
+        machine, section = clip_key(path, _MACHINE.value, _SECTION.value)
+        if _MACHINE.value is None and machine not in detector.machines:
+          raise ValueError(f'{path}: its folder gives machine type {machine!r} '
+                           '(<machine>/<split>/<file>), which this detector does not know (it '
+                           f'knows {", ".join(detector.machines)}); give --machine')
+        detector.check(machine, section, path)
         info = sf.info(path)
         detector.check_length(info.frames * SAMPLE_RATE // info.samplerate, path)
       except ValueError as e:

@@ -18,6 +18,7 @@ import dataclasses
 import datetime
 import json
 import os
+import re
 import shutil
 import tempfile
 from typing import NamedTuple
@@ -36,6 +37,8 @@ LOGMEL_SYSTEM = 'reference_logmel'
 # The log-mel reference's one "branch": the near channel's log-mel statistics.
 LOGMEL_FEATURES = 'logmel_statistics'
 MANIFEST, CONFIG, REFERENCE = 'manifest.json', 'config.json', 'reference'
+# What a clip's name must start with to give its section (DCASE names all do).
+SECTION_PREFIX = re.compile(r'section_(\d{2})_')
 # Clips scored per pass over the encoders: bounds the waves held in memory at once.
 CHUNK_CLIPS = 256
 
@@ -380,15 +383,15 @@ class Detector:
 
 def clip_key(path: str, machine: str | None = None, section: str | None = None
              ) -> tuple[str, str]:
-  """(machine type, section) of a clip: the flags where given, else its DCASE name
-  (section_<ss>_...) and folder (<machine>/<split>/<file>)."""
-  from asd_jax.data import layout
+  """(machine type, section) of a clip: the flags where given, else the section_<ss>_ that
+  starts every DCASE name (the rest of the name may be anything) and the folder
+  (<machine>/<split>/<file>)."""
   if section is None:
-    try:
-      section = layout.parse_file_name(os.path.basename(path)).section
-    except layout.DatasetError:
-      raise ValueError(f'{path}: no DCASE name to take the section from; give --section') \
-          from None
+    match = SECTION_PREFIX.match(os.path.basename(path))
+    if not match:
+      raise ValueError(f'{path}: its name does not start with section_<ss>_ to take the section '
+                       'from; give --section')
+    section = match[1]
   if machine is None:
     machine = os.path.basename(os.path.dirname(os.path.dirname(os.path.abspath(path))))
   return machine, section
