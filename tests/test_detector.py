@@ -79,9 +79,19 @@ def test_waves_score_like_their_files(exported, finished):
     detector.score(waves, machine='pump', section='00')
   with pytest.raises(ValueError, match='needs machine= and section='):
     detector.score(waves)
-  with pytest.raises(ValueError, match=r'^waves: 2799 samples \(0.175 s\) are too short'):
+  with pytest.raises(ValueError, match=r'^waves\[0\]: 2799 samples \(0.175 s\) are too short'):
     detector.score(waves[:, :, :2799], machine='fan', section='00')
   assert detector.score(waves[:, :, :2800], machine='fan', section='00').scores.shape == (3,)
+  # a list of clips of their own lengths, and one path given alone
+  listed = detector.score([waves[0], waves[1][:, :-1000]], machine='fan', section='00')
+  assert listed.scores[0] == from_waves.scores[0] and listed.scores[1] != from_waves.scores[1]
+  np.testing.assert_allclose(detector.score(paths[0]).scores, from_files.scores[:1], rtol=1e-5)
+  broken = waves.copy()
+  broken[1, 0, 5] = np.nan
+  with pytest.raises(ValueError, match=r'^waves\[1\]: 1 NaN/Inf samples$'):
+    detector.score(broken, machine='fan', section='00')
+  with pytest.raises(ValueError, match=r'^waves\[1\] must be a \[2, samples\] array'):
+    detector.score([waves[0], waves[1][0]], machine='fan', section='00')
 
 
 def test_machine_and_section_come_from_the_flags_or_the_path():

@@ -223,7 +223,7 @@ class Detector:
 
   >>> detector = Detector.load('detector')
   >>> scores, decisions = detector.score(['fan/test/section_00_0001.wav'])
-  >>> detector.score(wave, machine='fan', section='00')  # wave [B, 2, S] float32 at 16 kHz
+  >>> detector.score(waves, machine='fan', section='00')  # [B, 2, S] or [2, S] arrays, 16 kHz
   """
 
   def __init__(self, info: dict, config, references: dict, models: dict):
@@ -333,6 +333,13 @@ class Detector:
     if samples < fewest:
       raise ValueError(f'{where}: {clip_banks.too_short(samples, fewest, "this detector")}')
 
+  def check_wave(self, wave: np.ndarray, where: str) -> None:
+    """A clip [2, S] this detector can score: long enough, every sample finite."""
+    self.check_length(wave.shape[1], where)
+    finite = np.isfinite(wave)
+    if not finite.all():
+      raise ValueError(f'{where}: {int((~finite).sum())} NaN/Inf samples')
+
   def score_waves(self, waves, machines: list[str], sections: list[str]) -> Scores:
     """Scores of waves (a list of [2, samples] arrays, or [B, 2, S]) whose machine types and
     sections are given per clip."""
@@ -349,18 +356,15 @@ class Detector:
 
   def score(self, inputs, machine: str | None = None, section: str | None = None,
             progress: bool = False) -> Scores:
-    """Scores of WAV files (a list of paths; machine type and section from their DCASE names
-    and folders unless given) or of waves [B, 2, S] float32 at 16 kHz (machine and section
-    required). Files are read CHUNK_CLIPS at a time."""
+    """Scores of WAV files (a path or a list of paths; machine type and section from their
+    names and folders unless given), or of waves at 16 kHz (an array [B, 2, S] or a list of
+    [2, S] arrays; machine and section required). Files are read CHUNK_CLIPS at a time. A clip
+    too short for the clip banks or with NaN/Inf samples is a ValueError naming it."""
     from asd_jax.data import pipeline
-    if isinstance(inputs, np.ndarray):
-      if machine is None or section is None:
-        raise ValueError('scoring waves needs machine= and section=')
-      if inputs.ndim != 3 or inputs.shape[1] != 2:
-        raise ValueError(f'waves must be [B, 2, samples], got shape {inputs.shape}')
-      self.check(machine, section, 'waves')
-      self.check_length(inputs.shape[2], 'waves')
-      return self.score_waves(list(inputs), [machine] * len(inputs), [section] * len(inputs))
+    if isinstance(inputs, (str, os.PathLike)):
+      inputs = [inputs]
+    if isinstance(inputs, np.ndarray) or any(isinstance(x, np.ndarray) for x in inputs):
+      return self._score_given_waves(inputs, machine, section)
     paths = [os.fspath(p) for p in inputs]
     keys = [clip_key(p, machine, section) for p in paths]
     for path, (m, s) in zip(paths, keys):
@@ -372,13 +376,29 @@ class Detector:
       chunk = slice(start, start + CHUNK_CLIPS)
       waves = [pipeline.read_wave(p, self.config.data.mono) for p in paths[chunk]]
       for path, wave in zip(paths[chunk], waves):
-        self.check_length(wave.shape[1], path)
+        self.check_wave(wave, path)
       parts.append(self.score_waves(waves, [k[0] for k in keys[chunk]],
                                     [k[1] for k in keys[chunk]]))
     if not parts:
       return Scores(np.empty(0), np.empty(0, np.int64))
     return Scores(np.concatenate([p.scores for p in parts]),
                   np.concatenate([p.decisions for p in parts]))
+
+  def _score_given_waves(self, waves, machine: str | None, section: str | None) -> Scores:
+    if machine is None or section is None:
+      raise ValueError('scoring waves needs machine= and section=')
+    if isinstance(waves, np.ndarray):
+      if waves.ndim != 3 or waves.shape[1] != 2:
+        raise ValueError(f'waves must be [B, 2, samples], got shape {waves.shape}')
+    else:
+      for i, wave in enumerate(waves):
+        if not isinstance(wave, np.ndarray) or wave.ndim != 2 or wave.shape[0] != 2:
+          raise ValueError(f'waves[{i}] must be a [2, samples] array, got '
+                           f'{getattr(wave, "shape", type(wave).__name__)}')
+    self.check(machine, section, 'waves')
+    for i, wave in enumerate(waves):
+      self.check_wave(wave, f'waves[{i}]')
+    return self.score_waves(list(waves), [machine] * len(waves), [section] * len(waves))
 
 
 def clip_key(path: str, machine: str | None = None, section: str | None = None
