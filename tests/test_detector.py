@@ -180,6 +180,19 @@ def test_score_command_files_folders_flags_and_bad_files(finished, exported, tmp
   assert len(skipping.stdout.splitlines()) == 2  # header + the plain clip
 
 
+def test_follow_output_after_a_kill_mid_row(tmp_path):
+  """A CSV cut inside a row (the watcher killed while appending) loses that row only: its file
+  is scored again and the next rows start on a line of their own."""
+  from asd_jax.cli import score
+  out = tmp_path / 'scores.csv'
+  assert score.resume_output(str(out)) == set() and _rows(out) == [score.HEADER]
+  out.write_bytes(b'file,anomaly_score,decision\r\na.wav,0.5,0\r\nb.wav,0.2')
+  assert score.resume_output(str(out)) == {'a.wav'}
+  assert out.read_bytes() == b'file,anomaly_score,decision\r\na.wav,0.5,0\r\n'
+  out.write_bytes(b'file,anomaly_sc')  # cut inside the header
+  assert score.resume_output(str(out)) == set() and _rows(out) == [score.HEADER]
+
+
 def test_follow_scores_new_files_once_and_resumes(finished, exported, tmp_path):
   _, data = finished
   watched = tmp_path / 'incoming' / 'fan' / 'test'

@@ -120,6 +120,24 @@ def main(argv):
       print(','.join(str(v) for v in row))
 
 
+def resume_output(path: str) -> set[str]:
+  """The files already scored in the --follow CSV at `path` (made with its header if absent).
+  A last row cut off by a kill is dropped, so that its file is scored again and the next rows
+  do not run into it."""
+  import csv
+  if os.path.exists(path):
+    with open(path, 'rb+') as f:
+      content = f.read()
+      if not content.endswith(b'\n'):
+        f.truncate(content.rfind(b'\n') + 1)
+  if not os.path.exists(path) or not os.path.getsize(path):
+    with open(path, 'w', newline='') as f:
+      csv.writer(f).writerow(HEADER)
+    return set()
+  with open(path, newline='') as f:
+    return {row[0] for row in csv.reader(f) if row and row != HEADER}
+
+
 def follow(detector, targets: list[str]) -> None:
   """Scores the files already there and then each new one, once its size is the same at two
   reads in a row; rows are appended to --output, whose files count as done on a restart."""
@@ -127,13 +145,7 @@ def follow(detector, targets: list[str]) -> None:
   stop = []
   for sig in (signal.SIGINT, signal.SIGTERM):
     signal.signal(sig, lambda *_: stop.append(True))
-  done = set()
-  if os.path.exists(_OUTPUT.value):
-    with open(_OUTPUT.value, newline='') as f:
-      done = {row[0] for row in csv.reader(f) if row and row != HEADER}
-  else:
-    with open(_OUTPUT.value, 'w', newline='') as f:
-      csv.writer(f).writerow(HEADER)
+  done = resume_output(_OUTPUT.value)
   print(f'following {", ".join(targets)} ({len(done)} files already in {_OUTPUT.value}); '
         'Ctrl-C stops', flush=True)
   sizes: dict[str, int] = {}
@@ -142,7 +154,11 @@ def follow(detector, targets: list[str]) -> None:
     for path in wav_files(targets):
       if path in done:
         continue
-      size = os.path.getsize(path)
+      try:
+        size = os.path.getsize(path)
+      except FileNotFoundError:  # moved or deleted since the folder was read
+        sizes.pop(path, None)
+        continue
       if sizes.get(path) == size:
         settled.append(path)
       sizes[path] = size
