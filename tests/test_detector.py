@@ -193,6 +193,30 @@ def test_follow_output_after_a_kill_mid_row(tmp_path):
   assert score.resume_output(str(out)) == set() and _rows(out) == [score.HEADER]
 
 
+def test_follow_takes_a_file_once_its_size_holds_and_passes_over_one_that_vanished(
+    tmp_path, monkeypatch):
+  from asd_jax.cli import score
+  growing, gone, old = (str(tmp_path / n) for n in ('growing.wav', 'gone.wav', 'old.wav'))
+  for path in (growing, gone, old):
+    with open(path, 'wb') as f:
+      f.write(b'x' * 10)
+  sizes = {}
+  assert score.settled_files([str(tmp_path)], {old}, sizes) == []  # first sight: sizes only
+  with open(growing, 'ab') as f:
+    f.write(b'x')
+  real_getsize = os.path.getsize
+
+  def getsize(path):  # `gone` is deleted between each listing and the reading of its size
+    if path == gone:
+      raise FileNotFoundError(path)
+    return real_getsize(path)
+
+  monkeypatch.setattr(os.path, 'getsize', getsize)
+  assert score.settled_files([str(tmp_path)], {old}, sizes) == []
+  assert gone not in sizes
+  assert score.settled_files([str(tmp_path)], {old}, sizes) == [growing]
+
+
 def test_follow_scores_new_files_once_and_resumes(finished, exported, tmp_path):
   _, data = finished
   watched = tmp_path / 'incoming' / 'fan' / 'test'

@@ -138,6 +138,24 @@ def resume_output(path: str) -> set[str]:
     return {row[0] for row in csv.reader(f) if row and row != HEADER}
 
 
+def settled_files(targets: list[str], done: set[str], sizes: dict[str, int]) -> list[str]:
+  """The WAV files under `targets` not in `done` whose size is the one `sizes` holds from the
+  last call (updated here): written to the end, by all that a folder listing can tell."""
+  settled = []
+  for path in wav_files(targets):
+    if path in done:
+      continue
+    try:
+      size = os.path.getsize(path)
+    except FileNotFoundError:  # moved or deleted since the folder was read
+      sizes.pop(path, None)
+      continue
+    if sizes.get(path) == size:
+      settled.append(path)
+    sizes[path] = size
+  return settled
+
+
 def follow(detector, targets: list[str]) -> None:
   """Scores the files already there and then each new one, once its size is the same at two
   reads in a row; rows are appended to --output, whose files count as done on a restart."""
@@ -150,18 +168,7 @@ def follow(detector, targets: list[str]) -> None:
         'Ctrl-C stops', flush=True)
   sizes: dict[str, int] = {}
   while not stop:
-    settled = []
-    for path in wav_files(targets):
-      if path in done:
-        continue
-      try:
-        size = os.path.getsize(path)
-      except FileNotFoundError:  # moved or deleted since the folder was read
-        sizes.pop(path, None)
-        continue
-      if sizes.get(path) == size:
-        settled.append(path)
-      sizes[path] = size
+    settled = settled_files(targets, done, sizes)
     if settled:
       rows = score_files(detector, settled, progress=False)
       with open(_OUTPUT.value, 'a', newline='') as f:
