@@ -8,6 +8,7 @@ import contextlib
 import csv
 import glob
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -102,6 +103,26 @@ def test_machine_and_section_come_from_the_flags_or_the_path():
   with pytest.raises(ValueError, match=r"^/d/plain.wav: its name does not start with "
                                        r"section_<ss>_ .*; give --section$"):
     detector_lib.clip_key('/d/plain.wav', 'fan')
+
+
+def test_a_damaged_detector_is_one_line_naming_what_is_wrong(exported, tmp_path):
+  import shutil
+  folder = str(tmp_path / 'd')
+
+  def damaged(change, wanted):
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(exported['task2_1'], folder)
+    change()
+    with pytest.raises(WorkdirError, match=f'^{folder}: a damaged detector \\({wanted}\\); '
+                                           'export it again$'):
+      Detector.load(folder)
+
+  npz, config = os.path.join(folder, 'reference.npz'), os.path.join(folder, 'config.json')
+  damaged(lambda: os.remove(npz), f"\\[Errno 2\\] No such file or directory: '{npz}'")
+  damaged(lambda: os.truncate(npz, 1000), f'{npz}: not a whole .npz file .*')
+  damaged(lambda: pathlib.Path(config).write_text('{'), f'{config}: not valid JSON .*')
+  damaged(lambda: (tmp_path / 'd' / 'manifest.json').write_text('{"format": 1}'),
+          "an entry 'branches' is missing")
 
 
 def test_export_of_an_unfinished_workdir_names_what_is_missing(finished, tmp_path):

@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import tempfile
+import zipfile
 from typing import NamedTuple
 
 import numpy as np
@@ -211,6 +212,14 @@ def _logmel_references(config, manifest, progress: bool) -> dict:
   return out
 
 
+def _read_json(path: str):
+  with open(path) as f:
+    try:
+      return json.load(f)
+    except json.JSONDecodeError as e:
+      raise ValueError(f'{path}: not valid JSON ({e})') from None
+
+
 # --- scoring ---------------------------------------------------------------------------------
 
 class Scores(NamedTuple):
@@ -246,30 +255,43 @@ class Detector:
 
   @classmethod
   def load(cls, path: str) -> 'Detector':
+    """The detector exported to `path`; a folder that is not one, or is damaged (a file missing,
+    cut or not what it should be), is a WorkdirError in one line."""
+    if not os.path.isfile(os.path.join(path, MANIFEST)):
+      raise WorkdirError(f'{path}: not an exported detector (no {MANIFEST}; make one with '
+                         '`asd-jax export`)')
+    try:
+      return cls._load(path)
+    except WorkdirError:
+      raise
+    except (OSError, ValueError, KeyError, TypeError) as e:
+      lines = str(e).strip().splitlines() or [type(e).__name__]
+      what = f'an entry {lines[0]} is missing' if isinstance(e, KeyError) else lines[0]
+      raise WorkdirError(f'{path}: a damaged detector ({what}); export it again') from e
+
+  @classmethod
+  def _load(cls, path: str) -> 'Detector':
     import ml_collections
     from asd_jax.encoders import checkpoint
     from asd_jax.encoders.config import LoRAConfig
     from asd_jax.model import build
-    if not os.path.isfile(os.path.join(path, MANIFEST)):
-      raise WorkdirError(f'{path}: not an exported detector (no {MANIFEST}; make one with '
-                         '`asd-jax export`)')
-    with open(os.path.join(path, MANIFEST)) as f:
-      info = json.load(f)
+    info = _read_json(os.path.join(path, MANIFEST))
     if info.get('format') != FORMAT:
       raise WorkdirError(f'{path}: detector format {info.get("format")}; this asd-jax reads '
                          f'format {FORMAT}')
-    with open(os.path.join(path, CONFIG)) as f:
-      config = ml_collections.ConfigDict(json.load(f))
-    with open(os.path.join(path, REFERENCE + '.json')) as f:
-      tree = json.load(f)
-    with np.load(os.path.join(path, REFERENCE + '.npz')) as arrays:
-      references = _decode(tree, arrays)
+    config = ml_collections.ConfigDict(_read_json(os.path.join(path, CONFIG)))
+    tree = _read_json(os.path.join(path, REFERENCE + '.json'))
+    arrays_file = os.path.join(path, REFERENCE + '.npz')
+    try:
+      with np.load(arrays_file) as arrays:
+        references = _decode(tree, arrays)
+    except zipfile.BadZipFile as e:
+      raise ValueError(f'{arrays_file}: not a whole .npz file ({e})') from None
     branches = {}
     for branch in info['branches']:
       folder = os.path.join(path, 'branches', branch)
       params, arch = checkpoint.load_converted(folder)
-      with open(os.path.join(folder, 'labels.json')) as f:
-        num_attributes = json.load(f)['num_attributes']
+      num_attributes = _read_json(os.path.join(folder, 'labels.json'))['num_attributes']
       branches[branch] = (build.branch_model(config, arch, num_attributes, LoRAConfig()), params)
     return cls.from_models(info, config, references, branches)
 
