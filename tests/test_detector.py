@@ -87,6 +87,7 @@ def test_waves_score_like_their_files(exported, finished):
   listed = detector.score([waves[0], waves[1][:, :-1000]], machine='fan', section='00')
   assert listed.scores[0] == from_waves.scores[0] and listed.scores[1] != from_waves.scores[1]
   np.testing.assert_allclose(detector.score(paths[0]).scores, from_files.scores[:1], rtol=1e-5)
+  np.testing.assert_array_equal(detector.score(iter(paths)).scores, from_files.scores)
   broken = waves.copy()
   broken[1, 0, 5] = np.nan
   with pytest.raises(ValueError, match=r'^waves\[1\]: 1 NaN/Inf samples$'):

@@ -385,6 +385,8 @@ class Detector:
     from asd_jax.data import pipeline
     if isinstance(inputs, (str, os.PathLike)):
       inputs = [inputs]
+    elif not isinstance(inputs, np.ndarray):
+      inputs = list(inputs)  # an iterator (a glob) is read once
     if isinstance(inputs, np.ndarray) or any(isinstance(x, np.ndarray) for x in inputs):
       return self._score_given_waves(inputs, machine, section)
     paths = [os.fspath(p) for p in inputs]
