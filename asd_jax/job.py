@@ -459,8 +459,11 @@ def npy_bytes(array: np.ndarray) -> bytes:
 
 
 def labels_identity(manifest) -> str:
-  """Digest of the test clips' known labels and domains (names or ground-truth files)."""
-  rows = sorted(f'{c.path}|{c.label}|{c.domain}' for c in manifest.clips if c.split == 'test')
+  """Digest of the test clips' known labels and domains (names or ground-truth files), the
+  clips named below their common folder (as provenance.clips_identity does)."""
+  test = [c for c in manifest.clips if c.split == 'test']
+  root = os.path.commonpath([c.path for c in test]) if test else ''
+  rows = sorted(f'{os.path.relpath(c.path, root)}|{c.label}|{c.domain}' for c in test)
   digest = hashlib.sha1('\n'.join(rows).encode()).hexdigest()
   return f'{len(rows)} test clips #{digest[:16]}'
 

@@ -163,14 +163,17 @@ def note_files(path: str) -> None:
 
 
 def clips_identity(clips) -> str:
-  """A clip set as an input: count, common folder and a digest of each file's path, size and
-  modification time (a clip rewritten in place changes it; no audio is decoded)."""
+  """A clip set as an input: count and a digest of each file's path below the clips' common
+  folder, size and modification time. The folder itself is left out: a dataset moved, or copied
+  with its times kept (mv, rsync -a, cp -a; a job's node-local copy), is the same input. A clip
+  rewritten in place changes it; no audio is decoded."""
+  root = os.path.commonpath([c.path for c in clips]) if clips else ''
   digest = hashlib.sha1()
   for clip in clips:
     stat = os.stat(clip.path)
-    digest.update(f'{clip.path}|{stat.st_size}|{stat.st_mtime_ns}\n'.encode())
-  root = os.path.commonpath([c.path for c in clips]) if clips else ''
-  return f'{len(clips)} clips under {root} #{digest.hexdigest()[:16]}'
+    name = os.path.relpath(clip.path, root)
+    digest.update(f'{name}|{stat.st_size}|{stat.st_mtime_ns}\n'.encode())
+  return f'{len(clips)} clips #{digest.hexdigest()[:16]}'
 
 
 # --- records and verdicts -----------------------------------------------------------------------

@@ -125,6 +125,22 @@ def test_only_more_steps_continues_the_same_training(base, data, tmp_path, capsy
     assert '"steps": 3' in f.read()
 
 
+def test_a_dataset_moved_with_its_times_is_the_same_input(base, data, tmp_path, capsys):
+  """A job's node-local copy of the data (times kept) reuses every stage; a clip rewritten
+  there is new data."""
+  workdir, moved = str(tmp_path / 'w'), str(tmp_path / 'elsewhere' / 'data')
+  shutil.copytree(base, workdir)
+  shutil.copytree(data, moved)  # copy2: modification times kept
+  capsys.readouterr()
+  job.run_job(small_config(), moved, workdir, progress=False)
+  assert verdicts(capsys.readouterr().out) == {s: 'done' for s in STAGES}
+  clip = sorted(glob.glob(os.path.join(moved, 'dev_data', 'raw', 'fan', 'train', '*.wav')))[0]
+  os.utime(clip, ns=(0, 0))
+  status = job.Job(small_config(), workdir, progress=False)
+  rows = dict(status.status(status.scanned_dataset(moved)))
+  assert rows['train beats'].startswith('stale: redo (clips 16 clips #')
+
+
 def cli(*args, **kwargs):
   return subprocess.run([sys.executable, '-m', 'asd_jax.cli.main', *args], capture_output=True,
                         text=True, **kwargs)
