@@ -117,3 +117,17 @@ def test_pretrain_writes_encoders_from_the_datasets_own_clips(tmp_path):
   _, arch = load_converted(str(tmp_path / 'out' / 'beats'))
   assert arch.kind == 'beats' and arch.encoder_layers == 1
   assert not os.path.exists(tmp_path / 'out' / 'audiomae')
+
+
+def test_synth_refuses_bad_output_folders_and_values_in_one_line(tmp_path):
+  (tmp_path / 'full').mkdir()
+  (tmp_path / 'full' / 'x').write_text('')
+  (tmp_path / 'file').write_text('')
+  for args, line in (
+      ([f'--output_dir={tmp_path}/full'], f'error: {tmp_path}/full: exists and is not empty'),
+      ([f'--output_dir={tmp_path}/file/d'],
+       f'error: --output_dir={tmp_path}/file/d: cannot be created or written (File exists)'),
+      ([f'--output_dir={tmp_path}/d', '--severity_range=a,b'],
+       'error: --severity_range needs numbers, low,high; got a,b')):
+    result = _run('synth', *args)
+    assert result.returncode == 1 and result.stderr.strip() == line, result.stderr

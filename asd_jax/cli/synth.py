@@ -8,7 +8,7 @@ Deterministic for a --seed.
 """
 import time
 
-from absl import app, flags
+from absl import flags
 
 from asd_jax.cli import common
 from asd_jax.data import synthetic
@@ -39,18 +39,21 @@ def main(argv):
   try:
     severity = tuple(float(v) for v in _SEVERITY.value)
   except ValueError:
-    raise app.UsageError(f'--severity_range needs numbers, low,high; got {_SEVERITY.value}')
+    common.fail(f'--severity_range needs numbers, low,high; got {",".join(_SEVERITY.value)}')
   try:
     config = synthetic.SynthConfig(tuple(_MACHINES.value), _SECONDS.value, _SOURCE.value,
                                    _TARGET.value, _TEST.value, _SEED.value, severity)
   except ValueError as e:
-    raise app.UsageError(str(e))
+    common.fail(str(e))
   from tqdm import tqdm
   start = time.perf_counter()
   try:
     count = synthetic.generate(_OUTPUT.value, config,
                                progress=lambda clips, total: tqdm(clips, total=total, desc='synth',
                                                                  unit='clip'))
-  except (FileExistsError, ValueError) as e:
-    raise app.UsageError(str(e))
+  except OSError as e:  # not empty (no errno), or a file in the way, no permission
+    common.fail(str(e) if e.errno is None else
+                f'--output_dir={_OUTPUT.value}: cannot be created or written ({e.strerror})')
+  except ValueError as e:
+    common.fail(str(e))
   print(f'wrote {count} clips to {_OUTPUT.value} in {time.perf_counter() - start:.1f} s')
