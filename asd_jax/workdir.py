@@ -21,8 +21,9 @@ from asd_jax.io import WorkdirError, atomic_write_text
 LOCK_FILE = '.lock'
 
 
-def prepare(workdir: str) -> str:
-  """The workdir's absolute path, created and checked writable; one line if it cannot be."""
+def prepare(workdir: str, flag: str = '--workdir') -> str:
+  """The folder's absolute path, created and checked writable; one line naming `flag` if it
+  cannot be."""
   path = os.path.abspath(workdir)
   try:
     os.makedirs(path, exist_ok=True)
@@ -31,7 +32,7 @@ def prepare(workdir: str) -> str:
       pass
     os.remove(probe)
   except OSError as e:
-    raise WorkdirError(f'--workdir={workdir}: cannot be created or written '
+    raise WorkdirError(f'{flag}={workdir}: cannot be created or written '
                        f'({e.strerror or e})') from None
   return path
 

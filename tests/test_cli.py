@@ -119,7 +119,7 @@ def test_pretrain_writes_encoders_from_the_datasets_own_clips(tmp_path):
   assert not os.path.exists(tmp_path / 'out' / 'audiomae')
 
 
-def test_synth_refuses_bad_output_folders_and_values_in_one_line(tmp_path):
+def test_synth_and_pretrain_refuse_bad_output_folders_and_values_in_one_line(tmp_path):
   (tmp_path / 'full').mkdir()
   (tmp_path / 'full' / 'x').write_text('')
   (tmp_path / 'file').write_text('')
@@ -131,3 +131,6 @@ def test_synth_refuses_bad_output_folders_and_values_in_one_line(tmp_path):
        'error: --severity_range needs numbers, low,high; got a,b')):
     result = _run('synth', *args)
     assert result.returncode == 1 and result.stderr.strip() == line, result.stderr
+  pretrain = _run('pretrain', f'--data_dir={tmp_path}/data', f'--output_dir={tmp_path}/file/o')
+  assert pretrain.returncode == 1 and pretrain.stderr.strip() == (
+      f'error: --output_dir={tmp_path}/file/o: cannot be created or written (Not a directory)')

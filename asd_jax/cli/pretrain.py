@@ -33,6 +33,12 @@ def main(argv):
   unknown = set(_BRANCHES.value) - set(ENCODER_KINDS)
   if unknown:
     common.fail(f'--branches: unknown {sorted(unknown)}; choose from {list(ENCODER_KINDS)}')
+  from asd_jax import workdir
+  from asd_jax.io import WorkdirError
+  try:
+    workdir.prepare(_OUTPUT.value, '--output_dir')
+  except WorkdirError as e:
+    common.fail(str(e))
   try:
     manifest = layout.checked_dataset(_DATA.value, _STRICT.value)
   except layout.DatasetError as e:
