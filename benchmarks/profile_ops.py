@@ -308,6 +308,8 @@ def main() -> None:
   parser.add_argument('--json', help='also write the results as JSON to this file')
   parser.add_argument('--one', help=argparse.SUPPRESS)  # internal: one case, in this process
   args = parser.parse_args()
+  from asd_jax.cli import common
+  common.check_output_file('--json', args.json)
   if args.one:
     case = json.loads(args.one)
     profile = jax_profile if case['framework'] == 'jax' else torch_profile

@@ -119,7 +119,7 @@ def test_pretrain_writes_encoders_from_the_datasets_own_clips(tmp_path):
   assert not os.path.exists(tmp_path / 'out' / 'audiomae')
 
 
-def test_synth_and_pretrain_refuse_bad_output_folders_and_values_in_one_line(tmp_path):
+def test_bad_output_folders_files_and_values_are_one_line_before_any_work(tmp_path):
   (tmp_path / 'full').mkdir()
   (tmp_path / 'full' / 'x').write_text('')
   (tmp_path / 'file').write_text('')
@@ -134,3 +134,10 @@ def test_synth_and_pretrain_refuse_bad_output_folders_and_values_in_one_line(tmp
   pretrain = _run('pretrain', f'--data_dir={tmp_path}/data', f'--output_dir={tmp_path}/file/o')
   assert pretrain.returncode == 1 and pretrain.stderr.strip() == (
       f'error: --output_dir={tmp_path}/file/o: cannot be created or written (Not a directory)')
+  # files written after long work are checked before it
+  bench = _run('bench', f'--json={tmp_path}/full')
+  assert bench.returncode == 1
+  assert bench.stderr.strip() == f'error: --json={tmp_path}/full: cannot be written (Is a directory)'
+  score = _run('score', '--detector=d', f'--output={tmp_path}/file/s.csv', 'x.wav')
+  assert score.returncode == 1 and score.stderr.strip() == (
+      f'error: --output={tmp_path}/file/s.csv: cannot be written (File exists)')

@@ -27,6 +27,7 @@ _REFERENCE = flags.DEFINE_string('torch_reference', None, 'checkout of microsoft
 
 def main(argv):
   common.reject_positional(argv)
+  common.check_output_file('--json', _JSON.value)
   from asd_jax.benchmarks.throughput import run_bench
   run_bench(_QUICK.value, _JSON.value, _REFERENCE.value, only=_ONLY.value,
             rounds=_ROUNDS.value)

@@ -39,6 +39,23 @@ def fail(message: str) -> None:
   sys.exit(1)
 
 
+def check_output_file(flag: str, path: str | None) -> None:
+  """Fails in one line now, not after the work, when the file that `flag` names could not be
+  written there (a file in the way of its folder, a folder by its name, no permission)."""
+  if path is None:
+    return
+  import tempfile
+  folder = os.path.dirname(os.path.abspath(path))
+  try:
+    if os.path.isdir(path):
+      raise IsADirectoryError(21, 'Is a directory')
+    os.makedirs(folder, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder):
+      pass
+  except OSError as e:
+    fail(f'{flag}={path}: cannot be written ({e.strerror or e})')
+
+
 def fail_lines(lines: list[str]) -> None:
   """One `error:` line per problem (each names its file) and exit status 1."""
   for line in lines:

@@ -103,6 +103,7 @@ def main(argv):
     common.fail('give the WAV files or folders to score')
   if _FOLLOW.value and not _OUTPUT.value:
     common.fail('--follow appends to --output: give --output=F.csv')
+  common.check_output_file('--output', _OUTPUT.value)
   try:
     detector = Detector.load(_DETECTOR.value)
   except WorkdirError as e:
