@@ -136,8 +136,8 @@ def test_bad_output_folders_files_and_values_are_one_line_before_any_work(tmp_pa
       f'error: --output_dir={tmp_path}/file/o: cannot be created or written (Not a directory)')
   # files written after long work are checked before it
   bench = _run('bench', f'--json={tmp_path}/full')
-  assert bench.returncode == 1
-  assert bench.stderr.strip() == f'error: --json={tmp_path}/full: cannot be written (Is a directory)'
+  assert bench.returncode == 1 and bench.stderr.strip() == (
+      f'error: --json={tmp_path}/full: cannot be written (Is a directory)')
   score = _run('score', '--detector=d', f'--output={tmp_path}/file/s.csv', 'x.wav')
   assert score.returncode == 1 and score.stderr.strip() == (
       f'error: --output={tmp_path}/file/s.csv: cannot be written (File exists)')
