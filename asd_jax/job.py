@@ -179,7 +179,8 @@ class Job:
     clips its audio check left out (a --nostrict run's)."""
     manifest = layout.scan_dataset(data_dir, strict=False)
     checked = self.ledger.load('check audio')
-    return layout.without_bad_audio(manifest, checked['result'] if checked else {}, False)
+    bad = located_problems(manifest, checked['result']) if checked else {}
+    return layout.without_bad_audio(manifest, bad, False)
 
   def check_footprint(self, manifest, max_hours: float = 0.0) -> None:
     """Says what the run will take (footprint.py); stops here if the disk or max_hours is
@@ -190,14 +191,17 @@ class Job:
     footprint.check(estimate, self.workdir, max_hours)
 
   def bad_audio(self, manifest: layout.Manifest) -> dict[str, str]:
-    """{path: problem} of the clips whose samples are bad (NaN/Inf, all zero); every clip is
-    decoded once, and the verdicts kept for unchanged files."""
+    """{path: problem line} of the clips whose samples are bad (NaN/Inf, all zero); every clip
+    is decoded once, and the verdicts kept for unchanged files, by name below the dataset root
+    (a moved dataset keeps them, as its clips' identity does)."""
     verdict = self.verdict('check audio', manifest)
-    if verdict.done:
-      return verdict.record['result']
-    with self.recording(verdict) as run:
-      run.result = audio_check.content_problems([c.path for c in manifest.clips], self.progress)
-    return run.result
+    if not verdict.done:
+      with self.recording(verdict) as run:
+        found = audio_check.content_problems([c.path for c in manifest.clips], self.progress)
+        run.result = {os.path.relpath(path, manifest.root): line[len(path) + 2:]
+                      for path, line in found.items()}
+      return located_problems(manifest, run.result)
+    return located_problems(manifest, verdict.record['result'])
 
   def pretrain(self, manifest) -> None:
     """Self-supervised pre-training of the branches without a converted checkpoint."""
@@ -456,6 +460,14 @@ def npy_bytes(array: np.ndarray) -> bytes:
   buffer = io.BytesIO()
   np.save(buffer, array)
   return buffer.getvalue()
+
+
+def located_problems(manifest: layout.Manifest, recorded: dict[str, str]) -> dict[str, str]:
+  """The check audio stage's record ({name below the dataset root: problem}) as
+  {path: 'path: problem'} of the manifest's clips."""
+  paths = {os.path.relpath(c.path, manifest.root): c.path for c in manifest.clips}
+  return {paths[name]: f'{paths[name]}: {problem}' for name, problem in recorded.items()
+          if name in paths}
 
 
 def labels_identity(manifest) -> str:

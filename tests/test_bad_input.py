@@ -67,7 +67,7 @@ def _break_all(root):
   return broken
 
 
-def test_each_bad_file_gets_its_line_and_nostrict_counts_them(clean_root, tmp_path):
+def test_each_bad_file_gets_its_line_and_nostrict_counts_them(clean_root, tmp_path, capsys):
   root = str(tmp_path / 'data')
   shutil.copytree(clean_root, root)
   broken = _break_all(root)
@@ -90,6 +90,16 @@ def test_each_bad_file_gets_its_line_and_nostrict_counts_them(clean_root, tmp_pa
   again = job.Job(default.get_config(), str(tmp_path / 'w'), progress=False,
                   strict=False).dataset(root)
   assert [c.path for c in again.clips] == [c.path for c in manifest.clips]
+  # the dataset moved with its times kept: the kept verdicts still leave the same clips out
+  moved = str(tmp_path / 'elsewhere')
+  shutil.copytree(root, moved)
+  capsys.readouterr()
+  elsewhere = job.Job(default.get_config(), str(tmp_path / 'w'), progress=False,
+                      strict=False).dataset(moved)
+  assert 'check audio: done, unchanged' in capsys.readouterr().out  # nothing decoded again
+  assert [os.path.relpath(c.path, moved) for c in elsewhere.clips] == [
+      os.path.relpath(c.path, root) for c in manifest.clips]
+  assert sorted(elsewhere.problems) == sorted(p.replace(root, moved) for p in manifest.problems)
 
 
 def test_inspect_names_every_bad_file(clean_root, tmp_path):
