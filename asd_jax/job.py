@@ -472,10 +472,10 @@ def located_problems(manifest: layout.Manifest, recorded: dict[str, str]) -> dic
 
 def labels_identity(manifest) -> str:
   """Digest of the test clips' known labels and domains (names or ground-truth files), the
-  clips named below their common folder (as provenance.clips_identity does)."""
+  clips named as provenance.clips_identity names them."""
   test = [c for c in manifest.clips if c.split == 'test']
-  root = os.path.commonpath([c.path for c in test]) if test else ''
-  rows = sorted(f'{os.path.relpath(c.path, root)}|{c.label}|{c.domain}' for c in test)
+  rows = sorted(f'{name}|{c.label}|{c.domain}'
+                for c, name in zip(test, provenance.names_below_common_folder(test)))
   digest = hashlib.sha1('\n'.join(rows).encode()).hexdigest()
   return f'{len(rows)} test clips #{digest[:16]}'
 

@@ -162,16 +162,21 @@ def note_files(path: str) -> None:
         files[os.path.abspath(path)] = digest
 
 
-def clips_identity(clips) -> str:
-  """A clip set as an input: count and a digest of each file's path below the clips' common
-  folder, size and modification time. The folder itself is left out: a dataset moved, or copied
-  with its times kept (mv, rsync -a, cp -a; a job's node-local copy), is the same input. A clip
-  rewritten in place changes it; no audio is decoded."""
+def names_below_common_folder(clips) -> list[str]:
+  """Each clip's path below the clips' common folder: how identities name clips, so that a
+  dataset moved, or copied with its times kept (mv, rsync -a, cp -a; a job's node-local copy),
+  is the same input."""
   root = os.path.commonpath([c.path for c in clips]) if clips else ''
+  return [os.path.relpath(c.path, root) for c in clips]
+
+
+def clips_identity(clips) -> str:
+  """A clip set as an input: count and a digest of each file's name below the clips' common
+  folder (names_below_common_folder), size and modification time. A clip rewritten in place
+  changes it; no audio is decoded."""
   digest = hashlib.sha1()
-  for clip in clips:
+  for clip, name in zip(clips, names_below_common_folder(clips)):
     stat = os.stat(clip.path)
-    name = os.path.relpath(clip.path, root)
     digest.update(f'{name}|{stat.st_size}|{stat.st_mtime_ns}\n'.encode())
   return f'{len(clips)} clips #{digest.hexdigest()[:16]}'
 
