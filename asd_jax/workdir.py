@@ -21,16 +21,21 @@ from asd_jax.io import WorkdirError, atomic_write_text
 LOCK_FILE = '.lock'
 
 
+def make_writable(folder: str) -> None:
+  """Creates `folder` and writes and removes a probe file in it; OSError if it cannot."""
+  os.makedirs(folder, exist_ok=True)
+  probe = os.path.join(folder, f'.write-test-{os.getpid()}')
+  with open(probe, 'w'):
+    pass
+  os.remove(probe)
+
+
 def prepare(workdir: str, flag: str = '--workdir') -> str:
   """The folder's absolute path, created and checked writable; one line naming `flag` if it
   cannot be."""
   path = os.path.abspath(workdir)
   try:
-    os.makedirs(path, exist_ok=True)
-    probe = os.path.join(path, f'.write-test-{os.getpid()}')
-    with open(probe, 'w'):
-      pass
-    os.remove(probe)
+    make_writable(path)
   except OSError as e:
     raise WorkdirError(f'{flag}={workdir}: cannot be created or written '
                        f'({e.strerror or e})') from None

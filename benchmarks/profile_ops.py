@@ -308,8 +308,6 @@ def main() -> None:
   parser.add_argument('--json', help='also write the results as JSON to this file')
   parser.add_argument('--one', help=argparse.SUPPRESS)  # internal: one case, in this process
   args = parser.parse_args()
-  from asd_jax.cli import common
-  common.check_output_file('--json', args.json)
   if args.one:
     case = json.loads(args.one)
     profile = jax_profile if case['framework'] == 'jax' else torch_profile
@@ -317,6 +315,8 @@ def main() -> None:
     return
   if args.rounds < 1:
     parser.error(f'--rounds must be at least 1, got {args.rounds}')
+  from asd_jax.cli import common
+  common.check_output_file('--json', args.json)
   results = []
   for index in range(args.rounds):
     for name in args.cases.split(','):

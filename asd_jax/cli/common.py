@@ -44,14 +44,11 @@ def check_output_file(flag: str, path: str | None) -> None:
   written there (a file in the way of its folder, a folder by its name, no permission)."""
   if path is None:
     return
-  import tempfile
-  folder = os.path.dirname(os.path.abspath(path))
+  from asd_jax import workdir
   try:
     if os.path.isdir(path):
       raise IsADirectoryError(21, 'Is a directory')
-    os.makedirs(folder, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=folder):
-      pass
+    workdir.make_writable(os.path.dirname(os.path.abspath(path)))
   except OSError as e:
     fail(f'{flag}={path}: cannot be written ({e.strerror or e})')
 
