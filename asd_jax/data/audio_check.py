@@ -78,15 +78,21 @@ def dataset_outliers(clips) -> dict[str, str]:
   return problems
 
 
+def nonfinite_samples(samples: np.ndarray) -> str | None:
+  """'<n> NaN/Inf samples' when any sample is not finite, else None."""
+  finite = np.isfinite(samples)
+  return None if finite.all() else f'{int((~finite).sum())} NaN/Inf samples'
+
+
 def content_problem(path: str) -> str | None:
   """Decodes the clip: a problem line for NaN/Inf samples or an all-zero clip."""
   try:
     samples, _ = sf.read(path, dtype='float32', always_2d=True)
   except (RuntimeError, sf.LibsndfileError) as e:
     return f'{path}: unreadable audio ({str(e).splitlines()[0][-120:]})'
-  finite = np.isfinite(samples)
-  if not finite.all():
-    return f'{path}: {int((~finite).sum())} NaN/Inf samples'
+  problem = nonfinite_samples(samples)
+  if problem:
+    return f'{path}: {problem}'
   if not np.any(samples):
     return f'{path}: all samples are zero (silent clip)'
   return None

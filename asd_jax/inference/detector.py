@@ -357,10 +357,11 @@ class Detector:
 
   def check_wave(self, wave: np.ndarray, where: str) -> None:
     """A clip [2, S] this detector can score: long enough, every sample finite."""
+    from asd_jax.data import audio_check
     self.check_length(wave.shape[1], where)
-    finite = np.isfinite(wave)
-    if not finite.all():
-      raise ValueError(f'{where}: {int((~finite).sum())} NaN/Inf samples')
+    problem = audio_check.nonfinite_samples(wave)
+    if problem:
+      raise ValueError(f'{where}: {problem}')
 
   def score_waves(self, waves, machines: list[str], sections: list[str]) -> Scores:
     """Scores of waves (a list of [2, samples] arrays, or [B, 2, S]) whose machine types and
