@@ -10,7 +10,10 @@ checkpoints and restores exactly.
 """
 from __future__ import annotations
 
+import atexit
 import dataclasses
+import functools
+import gc
 import threading
 from typing import Iterator
 
@@ -177,7 +180,22 @@ def _prefetch(dataset: grain.IterDataset, num_workers: int) -> grain.IterDataset
   batches do not depend on the worker count."""
   if num_workers <= 0:
     return dataset
+  _unlink_shared_memory_at_exit()
   return dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
+
+
+@functools.cache
+def _unlink_shared_memory_at_exit() -> None:
+  """Worker processes hand batches over in shared memory, which Grain unlinks on a background
+  thread once a batch is dropped. A process that ended right after its last batch (`asd-jax
+  train`) cut that thread short, and Python's resource tracker warned of leaked shared_memory
+  objects (Grain issue 398). So at exit, once the last batches are collected, wait for it."""
+  def wait_for_unlinks():
+    gc.collect()
+    unlinker = grain.SharedMemoryArray._del_thread_pool  # Grain has no public hook for it
+    if unlinker is not None:
+      unlinker.apply(int)  # one thread, first in first out: every earlier unlink has run
+  atexit.register(wait_for_unlinks)
 
 
 def train_dataset(records: list[dict], audio: AudioConfig, batch_size: int, seed: int,
