@@ -135,6 +135,12 @@ def test_bad_output_folders_files_and_values_are_one_line_before_any_work(tmp_pa
   assert pretrain.returncode == 1 and pretrain.stderr.strip() == (
       f'error: --output_dir={tmp_path}/file/o: cannot be created or written (Not a directory)')
   # files written after long work are checked before it
+  (tmp_path / 'o' / 'beats').mkdir(parents=True)
+  (tmp_path / 'o' / 'beats' / 'notes.txt').write_text('')
+  pretrain = _run('pretrain', f'--data_dir={tmp_path}/data', f'--output_dir={tmp_path}/o')
+  assert pretrain.returncode == 1 and pretrain.stderr.strip() == (
+      f'error: {tmp_path}/o/beats: exists and is not a converted checkpoint; refusing to '
+      'overwrite it')
   bench = _run('bench', f'--json={tmp_path}/full')
   assert bench.returncode == 1 and bench.stderr.strip() == (
       f'error: --json={tmp_path}/full: cannot be written (Is a directory)')

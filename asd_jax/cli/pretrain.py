@@ -35,9 +35,12 @@ def main(argv):
     common.fail(f'--branches: unknown {sorted(unknown)}; choose from {list(ENCODER_KINDS)}')
   from asd_jax import workdir
   from asd_jax.io import WorkdirError
+  from asd_jax.encoders.checkpoint import check_replaceable
   try:
     workdir.prepare(_OUTPUT.value, '--output_dir')
-  except WorkdirError as e:
+    for branch in _BRANCHES.value:  # written after the work: checked before it
+      check_replaceable(os.path.join(_OUTPUT.value, branch))
+  except (WorkdirError, OSError) as e:
     common.fail(str(e))
   try:
     manifest = layout.checked_dataset(_DATA.value, _STRICT.value)

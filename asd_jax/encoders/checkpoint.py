@@ -26,12 +26,19 @@ def is_converted_dir(path: str) -> bool:
           and os.path.isdir(os.path.join(path, PARAMS_DIR)))
 
 
-def save_converted(path: str, params, config: EncoderConfig) -> None:
-  """Writes params + config to `path`, replacing an earlier conversion there atomically."""
+def check_replaceable(path: str) -> None:
+  """FileExistsError where `path` holds something other than a converted checkpoint (an
+  earlier conversion is replaced; anything else is not), so a long job can check first."""
   path = os.path.abspath(path)
   if os.path.exists(path) and not is_converted_dir(path) and os.listdir(path):
     raise FileExistsError(f'{path}: exists and is not a converted checkpoint; refusing to '
                           'overwrite it')
+
+
+def save_converted(path: str, params, config: EncoderConfig) -> None:
+  """Writes params + config to `path`, replacing an earlier conversion there atomically."""
+  path = os.path.abspath(path)
+  check_replaceable(path)
   parent = os.path.dirname(path)
   os.makedirs(parent, exist_ok=True)
   staging = tempfile.mkdtemp(prefix=f'.{os.path.basename(path)}.tmp-', dir=parent)
