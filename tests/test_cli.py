@@ -144,6 +144,10 @@ def test_bad_output_folders_files_and_values_are_one_line_before_any_work(tmp_pa
   bench = _run('bench', f'--json={tmp_path}/full')
   assert bench.returncode == 1 and bench.stderr.strip() == (
       f'error: --json={tmp_path}/full: cannot be written (Is a directory)')
+  evaluate = _run('evaluate', '--submission_dir=s', '--ground_truth_dir=g',
+                  f'--result_csv={tmp_path}/full')
+  assert evaluate.returncode == 1 and evaluate.stderr.strip() == (
+      f'error: --result_csv={tmp_path}/full: cannot be written (Is a directory)')
   score = _run('score', '--detector=d', f'--output={tmp_path}/file/s.csv', 'x.wav')
   assert score.returncode == 1 and score.stderr.strip() == (
       f'error: --output={tmp_path}/file/s.csv: cannot be written (File exists)')

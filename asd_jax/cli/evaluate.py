@@ -25,6 +25,7 @@ _RESULT_CSV = flags.DEFINE_string('result_csv', None, 'also write the result tab
 
 def main(argv):
   common.reject_positional(argv)
+  common.check_output_file('--result_csv', _RESULT_CSV.value)
   from asd_jax.data import ground_truth
   from asd_jax.evaluation import evaluate, report
   try:
