@@ -170,6 +170,12 @@ def test_score_command_files_folders_flags_and_bad_files(finished, exported, tmp
   # the same clip alone in its batch: the same score up to float32 rounding in the encoder
   assert float(named.stdout.splitlines()[1].split(',')[1]) == pytest.approx(float(rows[1][1]),
                                                                             rel=1e-6)
+  (tmp_path / 'flac').mkdir()
+  sf.write(str(tmp_path / 'flac' / 'a.flac'), wave, rate)
+  empty = _cli('score', f'--detector={exported["task2_1"]}', str(tmp_path / 'flac'))
+  assert empty.returncode == 1 and empty.stderr.strip() == (
+      f'error: {tmp_path}/flac: no .wav files in this folder or below (files in other audio '
+      'formats are scored when named one by one)')
   unknown = _cli('score', f'--detector={exported["task2_1"]}', '--section=00', plain)
   assert unknown.returncode == 1
   assert unknown.stderr.strip() == (

@@ -37,13 +37,18 @@ _STRICT = common.define_strict_flag()
 HEADER = ['file', 'anomaly_score', 'decision']
 
 
-def wav_files(paths: list[str]) -> list[str]:
-  """The WAV files of `paths` (files as given, folders recursively in name order)."""
+def wav_files(paths: list[str], allow_empty_folders: bool = False) -> list[str]:
+  """The WAV files of `paths` (files as given, folders recursively in name order). A folder
+  with none fails in one line (a wrong folder, or recordings in another format), unless
+  `allow_empty_folders` (--follow, where files are still to come)."""
   out = []
   for path in paths:
     if os.path.isdir(path):
       found = [os.path.join(root, f) for root, _, files in os.walk(path) for f in files
                if f.lower().endswith('.wav')]
+      if not found and not allow_empty_folders:
+        common.fail(f'{path}: no .wav files in this folder or below (files in other audio '
+                    'formats are scored when named one by one)')
       out += sorted(found)
     elif os.path.isfile(path):
       out.append(path)
@@ -104,6 +109,7 @@ def main(argv):
   if _FOLLOW.value and not _OUTPUT.value:
     common.fail('--follow appends to --output: give --output=F.csv')
   common.check_output_file('--output', _OUTPUT.value)
+  files = None if _FOLLOW.value else wav_files(targets)
   try:
     detector = Detector.load(_DETECTOR.value)
   except WorkdirError as e:
@@ -111,7 +117,7 @@ def main(argv):
   if _FOLLOW.value:
     follow(detector, targets)
     return
-  rows = score_files(detector, wav_files(targets))
+  rows = score_files(detector, files)
   if _OUTPUT.value:
     atomic_write_csv(_OUTPUT.value, [HEADER, *rows])
     print(f'{len(rows)} clips scored -> {_OUTPUT.value}')
@@ -143,7 +149,7 @@ def settled_files(targets: list[str], done: set[str], sizes: dict[str, int]) -> 
   """The WAV files under `targets` not in `done` whose size is the one `sizes` holds from the
   last call (updated here): written to the end, by all that a folder listing can tell."""
   settled = []
-  for path in wav_files(targets):
+  for path in wav_files(targets, allow_empty_folders=True):
     if path in done:
       continue
     try:
