@@ -9,6 +9,7 @@ import csv
 import glob
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -78,6 +79,11 @@ def test_waves_score_like_their_files(exported, finished):
   np.testing.assert_array_equal(from_waves.scores, from_files.scores)
   with pytest.raises(ValueError, match="machine type 'pump' is unknown"):
     detector.score(waves, machine='pump', section='00')
+  # a path that is no audio file says what it is, not libsndfile's "System error."
+  for path, problem in ((os.path.join(data, 'missing.wav'), 'no such file'),
+                        (data, 'a folder, not an audio file')):
+    with pytest.raises(ValueError, match=f'^{re.escape(path)}: {problem}$'):
+      detector.score(path, machine='fan', section='00')
   with pytest.raises(ValueError, match='needs machine= and section='):
     detector.score(waves)
   with pytest.raises(ValueError, match=r'^waves\[0\]: 2799 samples \(0.175 s\) are too short'):

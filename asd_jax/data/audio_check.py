@@ -78,6 +78,16 @@ def dataset_outliers(clips) -> dict[str, str]:
   return problems
 
 
+def unreadable(path: str, error: Exception) -> str:
+  """The problem line of a file soundfile could not open: libsndfile says 'System error.' for a
+  missing file and 'Format not recognised.' for a folder, so those two are named here."""
+  if not os.path.exists(path):
+    return f'{path}: no such file'
+  if os.path.isdir(path):
+    return f'{path}: a folder, not an audio file'
+  return f'{path}: unreadable audio ({str(error).splitlines()[0][-120:]})'
+
+
 def nonfinite_samples(samples: np.ndarray) -> str | None:
   """'<n> NaN/Inf samples' when any sample is not finite, else None."""
   finite = np.isfinite(samples)
@@ -89,7 +99,7 @@ def content_problem(path: str) -> str | None:
   try:
     samples, _ = sf.read(path, dtype='float32', always_2d=True)
   except (RuntimeError, sf.LibsndfileError) as e:
-    return f'{path}: unreadable audio ({str(e).splitlines()[0][-120:]})'
+    return unreadable(path, e)
   problem = nonfinite_samples(samples)
   if problem:
     return f'{path}: {problem}'
@@ -104,7 +114,7 @@ def read_header(path: str):
   try:
     info = sf.info(path)
   except (RuntimeError, sf.LibsndfileError) as e:
-    return None, f'{path}: unreadable audio ({str(e).splitlines()[0][-120:]})'
+    return None, unreadable(path, e)
   problem = wav_truncation(path)
   if problem:
     return None, problem

@@ -23,6 +23,7 @@ import soundfile as sf
 from absl import flags
 
 from asd_jax.audio import SAMPLE_RATE
+from asd_jax.data import audio_check
 from asd_jax.data.labels import LabelSpace
 from asd_jax.data.layout import Clip, DatasetError
 
@@ -94,7 +95,7 @@ def read_wave(path: str, mono: str) -> np.ndarray:
   try:
     samples, rate = _sf_read(path)
   except (RuntimeError, sf.LibsndfileError) as e:
-    raise DatasetError(f'{path}: unreadable audio ({str(e).splitlines()[0][-120:]})') from e
+    raise DatasetError(audio_check.unreadable(path, e)) from e
   if samples.shape[1] == 1:
     if mono != 'duplicate':
       raise DatasetError(f'{path}: mono file; the system expects two channels (near, far); set '
